@@ -1,0 +1,7 @@
+"""diffnlp: the tested package behind the "Diffusion in NLP" course notebooks."""
+
+from .gaussian import GaussianDiffusion
+from .runtime import device, seed_everything, set_threads
+
+__version__ = "0.1.0"
+__all__ = ["GaussianDiffusion", "device", "seed_everything", "set_threads", "__version__"]

@@ -1,0 +1,1 @@
+"""Data the course ships or generates: nothing here is downloaded."""

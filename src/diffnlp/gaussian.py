@@ -1,0 +1,269 @@
+"""Gaussian diffusion (DDPM, Ho et al. 2020; DDIM, Song et al. 2021) with diffusers' names.
+
+Forward process, in closed form (the symbols of lesson 02):
+
+    q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)
+    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,          eps ~ N(0, I)
+
+A denoiser is any module called as ``model(x_t, timesteps)`` (``timesteps`` a LongTensor of
+shape (batch,)) that returns the ``prediction_type`` target shaped like x_t: the noise eps
+("epsilon"), the clean sample x_0 ("sample") or the velocity
+v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 ("v_prediction").
+
+Sampling walks integer timesteps in descending order. With ``num_inference_steps`` = n the
+timesteps are diffusers' "leading" spacing t_i = i * (T // n), and each step goes from t to
+s = t - T // n (abar_s = 1 below zero). Both samplers are generators of every x_t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_float, check_int, check_tensor
+from .schedules import BETA_SCHEDULES, alphas_cumprod, make_betas, snr
+
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+METHODS = ("ddpm", "ddim")
+
+
+class GaussianDiffusion:
+    """A Gaussian diffusion process over T integer timesteps 0..T-1.
+
+    Attributes: ``betas``, ``alphas`` (1 - beta), ``alphas_cumprod`` (abar), float32 tensors of
+    length T, on the CPU; they are moved to the data's device when used.
+    """
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "linear",
+                 prediction_type: str = "epsilon"):
+        self.num_train_timesteps = check_int("num_train_timesteps", num_train_timesteps, low=2)
+        self.beta_schedule = check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
+        self.prediction_type = check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
+        self.betas = make_betas(beta_schedule, num_train_timesteps)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = alphas_cumprod(self.betas)
+
+    def __repr__(self) -> str:
+        return (f"GaussianDiffusion(num_train_timesteps={self.num_train_timesteps}, "
+                f"beta_schedule={self.beta_schedule!r}, prediction_type={self.prediction_type!r})")
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """SNR(t) = abar_t / (1 - abar_t)."""
+        return snr(self.alphas_cumprod)
+
+    # ----------------------------------------------------------------- helpers
+    def _timesteps(self, timesteps, x: torch.Tensor, name: str = "timesteps") -> torch.Tensor:
+        """Check integer timesteps in [0, T-1] and return them as a LongTensor (batch,)."""
+        T = self.num_train_timesteps
+        if isinstance(timesteps, int) and not isinstance(timesteps, bool):
+            timesteps = torch.full((x.shape[0],), timesteps, dtype=torch.long)
+        check_tensor(name, timesteps, floating=False)
+        if timesteps.ndim != 1 or timesteps.shape[0] != x.shape[0]:
+            raise ValueError(f"{name} must have shape ({x.shape[0]},) to match the batch, "
+                             f"got {tuple(timesteps.shape)}")
+        lo, hi = int(timesteps.min()), int(timesteps.max())
+        if lo < 0 or hi > T - 1:
+            raise ValueError(f"{name} must lie in [0, {T - 1}], got values in [{lo}, {hi}]")
+        return timesteps.to(device=x.device, dtype=torch.long)
+
+    def _abar(self, timesteps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """abar_t for each row, shaped (batch, 1, ..., 1) to broadcast against x; abar = 1 for t < 0."""
+        table = torch.cat([torch.ones(1), self.alphas_cumprod]).to(device=x.device, dtype=x.dtype)
+        a = table[timesteps.to(x.device) + 1]  # index 0 holds abar_{-1} = 1
+        return a.view(-1, *([1] * (x.ndim - 1)))
+
+    # ----------------------------------------------------------------- forward process
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timesteps) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps   (a draw from q(x_t | x_0))."""
+        check_tensor("x0", x0, floating=True, ndim_min=1)
+        check_tensor("noise", noise, floating=True)
+        if noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        t = self._timesteps(timesteps, x0)
+        abar = self._abar(t, x0)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def q_sample_chain(self, x0: torch.Tensor, timestep: int, generator=None) -> torch.Tensor:
+        """Iterate the one-step chain x_s = sqrt(1 - beta_s) x_{s-1} + sqrt(beta_s) eps_s for
+        s = 0..t: the definition that ``add_noise``'s closed form summarises."""
+        check_tensor("x0", x0, floating=True, ndim_min=1)
+        t = check_int("timestep", timestep, low=0, high=self.num_train_timesteps - 1)
+        x = x0
+        for s in range(t + 1):
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            beta = float(self.betas[s])
+            x = (1 - beta) ** 0.5 * x + beta ** 0.5 * eps
+        return x
+
+    def posterior(self, x_t: torch.Tensor, x0: torch.Tensor, timesteps,
+                  prev_timesteps=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of q(x_s | x_t, x_0), s = prev_timesteps (default t - 1; s < 0 means abar_s = 1).
+
+        With alpha_{t|s} = abar_t / abar_s and beta_{t|s} = 1 - alpha_{t|s}:
+
+            mean = sqrt(abar_s) beta_{t|s} / (1 - abar_t) x_0 + sqrt(alpha_{t|s}) (1 - abar_s) / (1 - abar_t) x_t
+            var  = (1 - abar_s) / (1 - abar_t) beta_{t|s}
+        """
+        check_tensor("x_t", x_t, floating=True, ndim_min=1)
+        check_tensor("x0", x0, floating=True)
+        if x0.shape != x_t.shape:
+            raise ValueError(f"x0 must have the shape of x_t {tuple(x_t.shape)}, got {tuple(x0.shape)}")
+        t = self._timesteps(timesteps, x_t)
+        s = t - 1 if prev_timesteps is None else self._prev(prev_timesteps, t, x_t)
+        abar_t, abar_s = self._abar(t, x_t), self._abar(s, x_t)
+        alpha_ts = abar_t / abar_s
+        beta_ts = 1 - alpha_ts
+        mean = abar_s.sqrt() * beta_ts / (1 - abar_t) * x0 + alpha_ts.sqrt() * (1 - abar_s) / (1 - abar_t) * x_t
+        var = (1 - abar_s) / (1 - abar_t) * beta_ts
+        return mean, var.expand_as(x_t)
+
+    def _prev(self, prev_timesteps, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(prev_timesteps, int) and not isinstance(prev_timesteps, bool):
+            prev_timesteps = torch.full_like(t, prev_timesteps)
+        check_tensor("prev_timesteps", prev_timesteps, floating=False)
+        s = prev_timesteps.to(t.device)
+        if s.shape != t.shape or bool((s >= t).any()):
+            raise ValueError("prev_timesteps must have the shape of timesteps and be smaller than them")
+        return s.clamp(min=-1)
+
+    # ----------------------------------------------------------------- parameterisations
+    def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, timesteps) -> torch.Tensor:
+        """x_0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
+        abar = self._abar(self._timesteps(timesteps, x_t), x_t)
+        return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+    def predict_epsilon(self, x_t: torch.Tensor, x0: torch.Tensor, timesteps) -> torch.Tensor:
+        """eps = (x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t)."""
+        abar = self._abar(self._timesteps(timesteps, x_t), x_t)
+        return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+    def velocity(self, x0: torch.Tensor, eps: torch.Tensor, timesteps) -> torch.Tensor:
+        """v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0."""
+        abar = self._abar(self._timesteps(timesteps, x0), x0)
+        return abar.sqrt() * eps - (1 - abar).sqrt() * x0
+
+    def split_prediction(self, model_output: torch.Tensor, x_t: torch.Tensor,
+                         timesteps) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_0, eps) implied by a model output of this process's ``prediction_type``.
+
+        From v:  x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v,   eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) v.
+        """
+        t = self._timesteps(timesteps, x_t)
+        abar = self._abar(t, x_t)
+        if self.prediction_type == "epsilon":
+            eps = model_output
+            x0 = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+        elif self.prediction_type == "sample":
+            x0 = model_output
+            eps = (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+        else:
+            x0 = abar.sqrt() * x_t - (1 - abar).sqrt() * model_output
+            eps = (1 - abar).sqrt() * x_t + abar.sqrt() * model_output
+        return x0, eps
+
+    def score(self, model_output: torch.Tensor, x_t: torch.Tensor, timesteps) -> torch.Tensor:
+        """The score grad_x log q_t(x_t) = -eps / sqrt(1 - abar_t) (Tweedie's formula read backwards)."""
+        _, eps = self.split_prediction(model_output, x_t, timesteps)
+        abar = self._abar(self._timesteps(timesteps, x_t), x_t)
+        return -eps / (1 - abar).sqrt()
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, timesteps) -> torch.Tensor:
+        """What the model is trained to output: eps, x_0 or v."""
+        if self.prediction_type == "epsilon":
+            return noise
+        if self.prediction_type == "sample":
+            return x0
+        return self.velocity(x0, noise, timesteps)
+
+    # ----------------------------------------------------------------- training
+    def loss(self, model: nn.Module, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The simple loss L = E_{t, eps} || model(x_t, t) - target ||^2 (mean over elements).
+
+        With prediction_type="epsilon" this is Ho et al.'s L_simple: the ELBO with its
+        per-step weights dropped. t ~ U{0..T-1}, eps ~ N(0, I), drawn with ``generator``.
+        """
+        check_tensor("x0", x0, floating=True, ndim_min=2)
+        B = x0.shape[0]
+        t = torch.randint(0, self.num_train_timesteps, (B,), generator=generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        x_t = self.add_noise(x0, noise, t)
+        return ((model(x_t, t) - self.target(x0, noise, t)) ** 2).mean()
+
+    # ----------------------------------------------------------------- sampling
+    def inference_timesteps(self, num_inference_steps: int | None = None) -> torch.Tensor:
+        """Descending timesteps t_i = i * (T // n), i = n-1..0 (diffusers' "leading" spacing)."""
+        T = self.num_train_timesteps
+        n = T if num_inference_steps is None else check_int("num_inference_steps", num_inference_steps, 1, T)
+        step_ratio = T // n
+        return (torch.arange(n) * step_ratio).flip(0).long()
+
+    def step(self, model_output: torch.Tensor, timestep: int, x_t: torch.Tensor, prev_timestep: int,
+             method: str = "ddpm", eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One reverse step x_t -> x_s (s = prev_timestep < t).
+
+        DDPM draws from the posterior with x_0 predicted:  x_s = mean(x_t, x0_hat) + sqrt(var) z
+        (no noise at the last step). DDIM (eta = 0 deterministic, eta = 1 like DDPM):
+
+            sigma = eta sqrt((1 - abar_s) / (1 - abar_t) (1 - abar_t / abar_s))
+            x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps_hat + sigma z
+        """
+        check_choice("method", method, METHODS)
+        eta = check_float("eta", eta, low=0.0)
+        B = x_t.shape[0]
+        t = torch.full((B,), int(timestep), dtype=torch.long, device=x_t.device)
+        s = torch.full((B,), int(prev_timestep), dtype=torch.long, device=x_t.device).clamp(min=-1)
+        x0, eps = self.split_prediction(model_output, x_t, t)
+        if method == "ddpm":
+            mean, var = self.posterior(x_t, x0, t, s)
+            if timestep > 0:
+                if noise is None:
+                    raise ValueError("noise is required for a DDPM step with timestep > 0")
+                return mean + var.clamp(min=1e-20).sqrt() * noise
+            return mean
+        abar_t, abar_s = self._abar(t, x_t), self._abar(s, x_t)
+        sigma = eta * ((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s)).sqrt()
+        x_s = abar_s.sqrt() * x0 + (1 - abar_s - sigma ** 2).sqrt() * eps
+        if eta > 0:
+            if noise is None:
+                raise ValueError("noise is required for a DDIM step with eta > 0")
+            x_s = x_s + sigma * noise
+        return x_s
+
+    @torch.no_grad()
+    def sample(self, model: nn.Module, shape, num_inference_steps: int | None = None, method: str = "ddpm",
+               eta: float = 0.0, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+        """Yield x_T, then every x_t down to the sample x_0 (the last yield).
+
+        ``generator`` is a CPU torch.Generator (noise is drawn on the CPU and moved, so the same
+        seed gives the same sample on any device). ``device`` defaults to the model's device.
+        """
+        check_choice("method", method, METHODS)
+        eta = check_float("eta", eta, low=0.0)
+        if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or \
+                not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ValueError(f"shape must be a tuple of positive ints (batch, ...), got {shape!r}")
+        timesteps = self.inference_timesteps(num_inference_steps)
+        step_ratio = self.num_train_timesteps // len(timesteps)
+        if device is None:
+            params = list(model.parameters()) if isinstance(model, nn.Module) else []
+            device = params[0].device if params else torch.device("cpu")
+        x = torch.randn(tuple(shape), generator=generator).to(device)
+        yield x
+        for t in timesteps.tolist():
+            t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
+            out = model(x, t_batch)
+            noise = torch.randn(tuple(shape), generator=generator).to(device)
+            x = self.step(out, t, x, t - step_ratio, method=method, eta=eta, noise=noise)
+            yield x
+
+
+def sample_final(iterator: Iterator[torch.Tensor]) -> torch.Tensor:
+    """Run a sampling generator to the end and return its last yield (the sample)."""
+    x = None
+    for x in iterator:
+        pass
+    return x

@@ -1,0 +1,76 @@
+"""Exact denoisers: models that know the answer, so samplers can be tested on their own.
+
+For data from a Gaussian mixture x_0 ~ sum_k pi_k N(mu_k, s_k^2 I), every noisy marginal is a
+mixture too:
+
+    q(x_t) = sum_k pi_k N(sqrt(abar_t) mu_k, (abar_t s_k^2 + 1 - abar_t) I)
+
+and the optimal denoiser E[x_0 | x_t] is a responsibility-weighted sum of per-component
+Gaussian posteriors (Tweedie's formula in closed form). A sampler driven by it must reproduce
+the mixture's weights and means.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._checks import check_tensor
+from .gaussian import GaussianDiffusion
+
+
+class GaussianMixtureDenoiser(nn.Module):
+    """The exact ``prediction_type`` target for mixture data, as a Gaussian denoiser module.
+
+    ``means`` (K, D), ``stds`` (K,), ``weights`` (K,) summing to 1.
+    """
+
+    def __init__(self, diffusion: GaussianDiffusion, means, stds, weights):
+        super().__init__()
+        means = torch.as_tensor(means, dtype=torch.float64)
+        stds = torch.as_tensor(stds, dtype=torch.float64).reshape(-1)
+        weights = torch.as_tensor(weights, dtype=torch.float64).reshape(-1)
+        if means.ndim != 2:
+            raise ValueError(f"means must have shape (K, D), got {tuple(means.shape)}")
+        K = means.shape[0]
+        if stds.shape[0] == 1:
+            stds = stds.expand(K)
+        if stds.shape[0] != K or weights.shape[0] != K:
+            raise ValueError(f"stds and weights must have {K} entries, got {stds.shape[0]} and {weights.shape[0]}")
+        if (weights < 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
+            raise ValueError(f"weights must be non-negative and sum to 1, got {weights.tolist()}")
+        self.diffusion = diffusion
+        self.register_buffer("means", means)
+        self.register_buffer("stds", stds)
+        self.register_buffer("weights", weights)
+
+    def posterior_mean(self, x_t: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """E[x_0 | x_t] = sum_k r_k(x_t) (mu_k + sqrt(abar) s_k^2 / var_k (x_t - sqrt(abar) mu_k)),
+        var_k = abar s_k^2 + 1 - abar,  r_k proportional to pi_k N(x_t; sqrt(abar) mu_k, var_k I)."""
+        check_tensor("x_t", x_t, floating=True, ndim_min=2)
+        x = x_t.double()
+        D = x.shape[1]
+        abar = self.diffusion.alphas_cumprod.double().to(x.device)[timesteps.to(x.device)][:, None]  # (B, 1)
+        var = abar * self.stds[None] ** 2 + (1 - abar)  # (B, K)
+        centre = abar.sqrt()[..., None] * self.means[None]  # (B, K, D)
+        sq = ((x[:, None, :] - centre) ** 2).sum(-1)  # (B, K)
+        log_r = self.weights.log()[None] - 0.5 * sq / var - 0.5 * D * torch.log(2 * math.pi * var)
+        r = torch.softmax(log_r, dim=1)
+        gain = (abar.sqrt() * self.stds[None] ** 2 / var)[..., None]  # (B, K, 1)
+        x0_k = self.means[None] + gain * (x[:, None, :] - centre)
+        return (r[..., None] * x0_k).sum(1)
+
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        d = self.diffusion
+        x0 = self.posterior_mean(x_t, timesteps)
+        abar = d.alphas_cumprod.double().to(x_t.device)[timesteps.to(x_t.device)][:, None]
+        eps = (x_t.double() - abar.sqrt() * x0) / (1 - abar).sqrt()
+        if d.prediction_type == "epsilon":
+            out = eps
+        elif d.prediction_type == "sample":
+            out = x0
+        else:
+            out = abar.sqrt() * eps - (1 - abar).sqrt() * x0
+        return out.to(x_t.dtype)

@@ -1,0 +1,136 @@
+"""One training loop, and checkpoints as safetensors + a JSON config (nothing is ever unpickled).
+
+    history = fit(model, lambda m, x0, g: diffusion.loss(m, x0, generator=g), data, steps=3000)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._checks import check_float, check_int, check_tensor
+from .nn import build_model, model_config
+from .runtime import device as best_device
+from .runtime import seed_everything
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000, batch_size: int = 256,
+        lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None, warmup: int = 100,
+        ema_decay: float | None = None, weight_decay: float = 0.0, progress: bool = True,
+        desc: str = "training") -> list[float]:
+    """Train ``model`` for ``steps`` AdamW steps on random batches of ``data``; return the loss history.
+
+    - the seed fixes initialisation-independent randomness: batches, timesteps and noise
+      (``loss_fn(model, batch, generator)`` draws from ``generator``);
+    - the learning rate warms up linearly over ``warmup`` steps, then follows a cosine decay to 0;
+    - with ``ema_decay`` the model ends holding the exponential moving average of its weights
+      (theta_ema <- d theta_ema + (1 - d) theta), which samples better than the last iterate;
+    - ``device`` defaults to ``diffnlp.device()``; the model is moved there and stays there.
+    """
+    from tqdm.auto import tqdm
+
+    check_tensor("data", data, ndim_min=1)
+    steps = check_int("steps", steps, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    lr = check_float("lr", lr, low=0.0)
+    warmup = check_int("warmup", warmup, low=0)
+    if ema_decay is not None:
+        check_float("ema_decay", ema_decay, 0.0, 1.0)
+    if len(data) == 0:
+        raise ValueError("data is empty")
+    dev = torch.device(device) if device is not None else best_device()
+    generator = seed_everything(seed)
+    model.to(dev).train()
+    data = data.to(dev)
+    ema = copy.deepcopy(model).eval() if ema_decay is not None else None
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    history: list[float] = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        idx = torch.randint(0, len(data), (batch_size,), generator=generator).to(dev)
+        loss = loss_fn(model, data[idx], generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss.item()} at step {step}; try a smaller lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(p, 1 - ema_decay)
+        history.append(loss.item())
+        if step % 50 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
+    if ema is not None:
+        model.load_state_dict(ema.state_dict())
+    model.eval()
+    return history
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict | None = None) -> Path:
+    """Write ``path.safetensors`` (the weights) and ``path.json`` (model class, config, ``meta``)."""
+    from safetensors.torch import save_file
+
+    weights, config = _paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(weights))
+    config.write_text(json.dumps({"model": model_config(model), "meta": meta or {}}, indent=2))
+    return weights
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by ``save_checkpoint``; return ``(model, meta)``.
+
+    Without ``model`` one is built from the JSON config. With one, its config must match the
+    file's. Missing, corrupt and mismatched files raise ValueError naming the file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights, config = _paths(path)
+    for f in (weights, config):
+        if not f.is_file():
+            raise ValueError(f"checkpoint file {str(f)!r} does not exist")
+    try:
+        info = json.loads(config.read_text())
+        description = info["model"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"checkpoint config {str(config)!r} is corrupt: {exc}") from None
+    if model is None:
+        model = build_model(description)
+    elif model_config(model) != description:
+        raise ValueError(f"checkpoint {str(weights)!r} was saved from {description}, "
+                         f"which does not match the given model {model_config(model)}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint weights {str(weights)!r} are corrupt: {exc}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint weights {str(weights)!r} do not fit the model: {exc}") from None
+    return model.eval(), info.get("meta", {})
