@@ -27,6 +27,7 @@ from .schedules import BETA_SCHEDULES, alphas_cumprod, make_betas, snr
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 METHODS = ("ddpm", "ddim")
+SPACINGS = ("leading", "trailing", "quadratic")
 
 
 class GaussianDiffusion:
@@ -178,6 +179,25 @@ class GaussianDiffusion:
             return x0
         return self.velocity(x0, noise, timesteps)
 
+    def elbo_weights(self) -> torch.Tensor:
+        """lambda_t such that the ELBO term L_{t-1} = lambda_t E||eps - eps_hat||^2 (t >= 1).
+
+        With p_theta(x_{t-1} | x_t) = N(mu_theta, sigma_t^2 I), sigma_t^2 the posterior variance,
+        KL(q || p) = ||mu_q - mu_theta||^2 / (2 sigma_t^2), and mu_q - mu_theta =
+        beta_t / (sqrt(alpha_t) sqrt(1 - abar_t)) (eps_hat - eps), so
+
+            lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)).
+
+        Entry 0 (the decoder term, not a KL of this form) is set to NaN. L_simple sets all to 1.
+        """
+        abar = self.alphas_cumprod.double()
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        beta = 1 - abar / abar_prev
+        sigma2 = (1 - abar_prev) / (1 - abar) * beta
+        lam = beta ** 2 / (2 * sigma2 * (1 - beta) * (1 - abar))
+        lam[0] = float("nan")
+        return lam
+
     # ----------------------------------------------------------------- training
     def loss(self, model: nn.Module, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The simple loss L = E_{t, eps} || model(x_t, t) - target ||^2 (mean over elements).
@@ -193,12 +213,28 @@ class GaussianDiffusion:
         return ((model(x_t, t) - self.target(x0, noise, t)) ** 2).mean()
 
     # ----------------------------------------------------------------- sampling
-    def inference_timesteps(self, num_inference_steps: int | None = None) -> torch.Tensor:
-        """Descending timesteps t_i = i * (T // n), i = n-1..0 (diffusers' "leading" spacing)."""
+    def inference_timesteps(self, num_inference_steps: int | None = None,
+                            timestep_spacing: str = "leading") -> torch.Tensor:
+        """Descending integer timesteps for sampling with n steps.
+
+        - "leading" (diffusers' default): t_i = i * (T // n), i = n-1..0;
+        - "trailing" (diffusers): t_i = round(T - i T / n) - 1, starting at T - 1;
+        - "quadratic" (DDIM paper, Song et al. 2021, App. D.2): t_i = (T - 1) (i / (n-1))^2,
+          made strictly increasing, so the last steps near the data are the finest.
+        """
         T = self.num_train_timesteps
         n = T if num_inference_steps is None else check_int("num_inference_steps", num_inference_steps, 1, T)
-        step_ratio = T // n
-        return (torch.arange(n) * step_ratio).flip(0).long()
+        check_choice("timestep_spacing", timestep_spacing, SPACINGS)
+        if timestep_spacing == "leading":
+            return (torch.arange(n) * (T // n)).flip(0).long()
+        if timestep_spacing == "trailing":
+            return (torch.round(torch.arange(T, 0, -T / n, dtype=torch.float64)) - 1).long()[:n]
+        if n == 1:
+            return torch.tensor([T - 1])
+        ts = ((T - 1) * (torch.arange(n, dtype=torch.float64) / (n - 1)) ** 2).floor().long()
+        for i in range(1, n):  # strictly increasing; the top stays at T - 1 since n <= T
+            ts[i] = max(int(ts[i]), int(ts[i - 1]) + 1)
+        return ts.clamp(max=T - 1).flip(0)
 
     def step(self, model_output: torch.Tensor, timestep: int, x_t: torch.Tensor, prev_timestep: int,
              method: str = "ddpm", eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,7 +247,15 @@ class GaussianDiffusion:
             x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps_hat + sigma z
         """
         check_choice("method", method, METHODS)
-        eta = check_float("eta", eta, low=0.0)
+        eta = check_float("eta", eta, 0.0, 1.0)
+        check_tensor("x_t", x_t, floating=True, ndim_min=1)
+        T = self.num_train_timesteps
+        if not 0 <= int(timestep) <= T - 1:
+            raise ValueError(f"timestep={int(timestep)} must lie in [0, {T - 1}]")
+        if int(prev_timestep) >= int(timestep):
+            raise ValueError(f"prev_timestep={int(prev_timestep)} must be smaller than timestep={int(timestep)}")
+        if noise is not None and noise.shape != x_t.shape:
+            raise ValueError(f"noise must have the shape of x_t {tuple(x_t.shape)}, got {tuple(noise.shape)}")
         B = x_t.shape[0]
         t = torch.full((B,), int(timestep), dtype=torch.long, device=x_t.device)
         s = torch.full((B,), int(prev_timestep), dtype=torch.long, device=x_t.device).clamp(min=-1)
@@ -235,35 +279,43 @@ class GaussianDiffusion:
     @torch.no_grad()
     def sample(self, model: nn.Module, shape, num_inference_steps: int | None = None, method: str = "ddpm",
                eta: float = 0.0, generator: torch.Generator | None = None,
-               device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+               device: torch.device | str | None = None,
+               timestep_spacing: str = "leading") -> Iterator[torch.Tensor]:
         """Yield x_T, then every x_t down to the sample x_0 (the last yield).
+
+        Each step goes from one timestep of ``inference_timesteps(num_inference_steps,
+        timestep_spacing)`` to the next (the last to -1, where abar = 1).
 
         ``generator`` is a CPU torch.Generator (noise is drawn on the CPU and moved, so the same
         seed gives the same sample on any device). ``device`` defaults to the model's device.
         """
         check_choice("method", method, METHODS)
-        eta = check_float("eta", eta, low=0.0)
+        eta = check_float("eta", eta, 0.0, 1.0)
         if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or \
                 not all(isinstance(d, int) and d > 0 for d in shape):
             raise ValueError(f"shape must be a tuple of positive ints (batch, ...), got {shape!r}")
-        timesteps = self.inference_timesteps(num_inference_steps)
-        step_ratio = self.num_train_timesteps // len(timesteps)
+        timesteps = self.inference_timesteps(num_inference_steps, timestep_spacing).tolist()
         if device is None:
             params = list(model.parameters()) if isinstance(model, nn.Module) else []
             device = params[0].device if params else torch.device("cpu")
         x = torch.randn(tuple(shape), generator=generator).to(device)
         yield x
-        for t in timesteps.tolist():
+        for t, s in zip(timesteps, timesteps[1:] + [-1]):
             t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
             out = model(x, t_batch)
             noise = torch.randn(tuple(shape), generator=generator).to(device)
-            x = self.step(out, t, x, t - step_ratio, method=method, eta=eta, noise=noise)
+            x = self.step(out, t, x, s, method=method, eta=eta, noise=noise)
             yield x
 
 
 def sample_final(iterator: Iterator[torch.Tensor]) -> torch.Tensor:
     """Run a sampling generator to the end and return its last yield (the sample)."""
     x = None
-    for x in iterator:
+    for x in iterator:  # noqa: B007 (we want the last one)
         pass
     return x
+
+
+def gaussian_kl(mean1: torch.Tensor, var1: torch.Tensor, mean2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
+    """KL(N(m1, v1) || N(m2, v2)) per element = 0.5 (log(v2/v1) + (v1 + (m1 - m2)^2) / v2 - 1)."""
+    return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)

@@ -27,7 +27,8 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, num_projections: int = 
     check_tensor("x", x, floating=True)
     check_tensor("y", y, floating=True)
     if x.ndim != 2 or y.ndim != 2 or x.shape != y.shape:
-        raise ValueError(f"x and y must both have shape (n, d) and the same n; got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError("x and y must both have shape (n, d) and the same n; "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
     num_projections = check_int("num_projections", num_projections, low=1)
     g = torch.Generator().manual_seed(seed)
     theta = torch.randn(x.shape[1], num_projections, generator=g, dtype=torch.float64)
@@ -78,7 +79,7 @@ class DigitsJudge:
         """Class probabilities (n, 10) for images in [-1, 1] shaped (n, 1, 8, 8) or (n, 64)."""
         from .data.digits import to_pixels
 
-        check_tensor("images", images, floating=True)
+        check_tensor("images", images, floating=True, ndim_min=1)
         if images.shape[0] == 0 or images[0].numel() != 64:
             raise ValueError(f"images must be a non-empty batch of 8x8 digits, got shape {tuple(images.shape)}")
         return self.classifier.predict_proba(to_pixels(images) / 16.0)

@@ -30,6 +30,9 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
+        dim = check_int("time_dim", dim, low=2)
+        if dim % 2:
+            raise ValueError(f"time_dim={dim} must be even (half cosine, half sine features)")
         self.dim = dim
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
@@ -112,6 +115,9 @@ class DigitsDenoiser(nn.Module):
         C = check_int("channels", c.channels, low=8)
         if C % 8:
             raise ValueError(f"channels={C} must be a multiple of 8 (GroupNorm with 8 groups)")
+        size = check_int("image_size", c.image_size, low=2)
+        if size % 2:
+            raise ValueError(f"image_size={size} must be even (the net halves it and doubles it back)")
         self.time = TimeEmbedding(c.time_dim)
         self.inp = nn.Conv2d(1, C, 3, padding=1)
         self.down1 = _ResBlock(C, c.time_dim)

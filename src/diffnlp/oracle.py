@@ -74,3 +74,25 @@ class GaussianMixtureDenoiser(nn.Module):
         else:
             out = abar.sqrt() * eps - (1 - abar).sqrt() * x0
         return out.to(x_t.dtype)
+
+
+def bayes_posterior_1d(diffusion: GaussianDiffusion, x_t: float, x0: float, timestep: int,
+                       grid: torch.Tensor | None = None) -> tuple[float, float]:
+    """Mean and variance of q(x_{t-1} | x_t, x_0) in 1-D by brute force: Bayes' rule on a grid,
+
+        q(x_{t-1} | x_t, x_0) proportional to q(x_t | x_{t-1}) q(x_{t-1} | x_0),
+
+    normalised numerically. An independent check of ``GaussianDiffusion.posterior``'s closed form.
+    """
+    t = int(timestep)
+    if not 1 <= t <= diffusion.num_train_timesteps - 1:
+        raise ValueError(f"timestep={t} must lie in [1, {diffusion.num_train_timesteps - 1}] (x_{{t-1}} must exist)")
+    abar_prev = float(diffusion.alphas_cumprod[t - 1])
+    beta = float(diffusion.betas[t])
+    if grid is None:
+        grid = torch.linspace(-8, 8, 200001, dtype=torch.float64)
+    log_prior = -0.5 * (grid - abar_prev ** 0.5 * x0) ** 2 / (1 - abar_prev)  # q(x_{t-1} | x_0)
+    log_lik = -0.5 * (x_t - (1 - beta) ** 0.5 * grid) ** 2 / beta  # q(x_t | x_{t-1})
+    w = torch.softmax(log_prior + log_lik, dim=0)
+    mean = float((w * grid).sum())
+    return mean, float((w * (grid - mean) ** 2).sum())

@@ -87,7 +87,8 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     p = Path(path)
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
-    return p.with_suffix(".safetensors"), p.with_suffix(".json")
+    # append the suffix (with_suffix would eat a dot in the name: "run.1" -> "run.safetensors")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict | None = None) -> Path:

@@ -1,0 +1,110 @@
+"""Matplotlib helpers shared by the notebooks and the widgets: one look for the whole course."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+# A quiet palette: data in ink blue, model samples in coral, markers in dark grey.
+INK = "#2b4c7e"
+CORAL = "#e0654f"
+GREY = "#444444"
+SCHEDULE_COLORS = {"linear": "#2b4c7e", "cosine": "#e0654f", "sqrt": "#5a9e6f"}
+POINT_LIMITS = (-2.6, 2.6)
+
+
+def style_axes(ax, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None):
+    """Light grid, no top/right spines, optional labels."""
+    ax.grid(True, alpha=0.25, linewidth=0.6)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    return ax
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+
+
+def plot_points(ax, points, color: str = INK, title: str | None = None, size: float = 3.0, limits=POINT_LIMITS):
+    """Scatter a 2-D point cloud on fixed, square axes; returns the PathCollection."""
+    p = _np(points)
+    sc = ax.scatter(p[:, 0], p[:, 1], s=size, color=color, alpha=0.6, linewidths=0)
+    ax.set_xlim(*limits)
+    ax.set_ylim(*limits)
+    ax.set_aspect("equal")
+    style_axes(ax, title, "$x_1$", "$x_2$")
+    return sc
+
+
+def digit_mosaic(images, ncols: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile (n, 1, 8, 8) images in [-1, 1] into one 2-D array (white padding) for imshow."""
+    x = _np(images).reshape(-1, 8, 8).clip(-1, 1)
+    n = x.shape[0]
+    nrows = int(np.ceil(n / ncols))
+    out = np.full((nrows * (8 + pad) + pad, ncols * (8 + pad) + pad), -1.0, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[pad + r * (8 + pad): pad + r * (8 + pad) + 8, pad + c * (8 + pad): pad + c * (8 + pad) + 8] = x[i]
+    return out
+
+
+def plot_digits(ax, images, ncols: int = 8, title: str | None = None):
+    """Show digits as a mosaic (ink on white); returns the AxesImage."""
+    im = ax.imshow(digit_mosaic(images, ncols), cmap="Greys", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return im
+
+
+def plot_loss(ax, history: Sequence[float], window: int = 50, title: str = "training loss"):
+    """Raw loss (faint) and its moving average."""
+    h = np.asarray(history, dtype=np.float64)
+    ax.plot(h, color=INK, alpha=0.25, linewidth=0.8, label="per step")
+    if len(h) >= window:
+        ma = np.convolve(h, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window - 1, len(h)), ma, color=INK, linewidth=1.8, label=f"mean of {window}")
+    ax.set_yscale("log")
+    ax.legend(frameon=False)
+    return style_axes(ax, title, "step", "loss")
+
+
+def frames_strip(frames: Sequence, titles: Sequence[str], kind: str = "points", color: str = INK,
+                 figsize_per: float = 2.0):
+    """A static row of frames (point clouds or digit batches): what a widget shows, for readers
+    of the notebook on the web where widgets do not render."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(frames), figsize=(figsize_per * len(frames), figsize_per + 0.4))
+    for ax, frame, title in zip(np.atleast_1d(axes), frames, titles):
+        if kind == "points":
+            plot_points(ax, frame, color=color, size=1.5)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            ax.tick_params(labelsize=7)
+        else:
+            plot_digits(ax, frame, ncols=4, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig, dpi: int | None = None) -> bytes:
+    """Render a figure to PNG bytes quickly: draw on the Agg canvas, then a fast PNG encoding."""
+    from PIL import Image
+
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    buf = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+    return buf.getvalue()
