@@ -123,7 +123,7 @@ def _mlp():
 
 def _digits():
     torch.manual_seed(2)
-    return DigitsDenoiser(DigitsConfig(channels=16, time_dim=16))
+    return DigitsDenoiser(DigitsConfig(arch="conv", channels=16, time_dim=16))
 
 
 def _inputs(model):

@@ -176,7 +176,8 @@ class TrajectoryPlayer(_PNGWidget):
     """Play a stored reverse trajectory [x_T, ..., x_0] (a list of tensors, as ``sample`` yields).
 
     ``timesteps`` labels each frame (default: the frame index counted down). At most
-    ``max_frames`` evenly spaced frames are kept, always including the first and the last.
+    ``max_frames`` frames are kept, always including the first and the last, spaced more densely
+    towards the end, where the structure appears.
     """
 
     def __init__(self, trajectory: Sequence[torch.Tensor], kind: str = "points",
@@ -190,7 +191,8 @@ class TrajectoryPlayer(_PNGWidget):
                              f" of length {len(trajectory) if hasattr(trajectory, '__len__') else '?'}")
         if timesteps is not None and len(timesteps) != len(trajectory):
             raise ValueError(f"timesteps has {len(timesteps)} entries but the trajectory has {len(trajectory)} frames")
-        keep = np.unique(np.linspace(0, len(trajectory) - 1, min(max_frames, len(trajectory))).round().astype(int))
+        u = np.linspace(0, 1, min(max_frames, len(trajectory)))
+        keep = np.unique(((len(trajectory) - 1) * (1 - (1 - u) ** 2)).round().astype(int))
         self.frames = [trajectory[i].detach().float().cpu() for i in keep]
         labels = list(timesteps) if timesteps is not None else list(range(len(trajectory) - 1, -1, -1))
         self.labels = [labels[i] for i in keep]
@@ -228,8 +230,13 @@ class TrajectoryPlayer(_PNGWidget):
     def _on_change(self, change):
         self._update(time.perf_counter())
 
-    def strip(self, n: int = 6):
-        """A static row of ``n`` evenly spaced frames of the trajectory."""
-        idx = np.unique(np.linspace(0, len(self.frames) - 1, n).round().astype(int))
+    def strip(self, labels: Sequence[int] | None = None, n: int = 6):
+        """A static row of frames: those whose label (t) is nearest to each of ``labels``, or
+        ``n`` evenly spaced kept frames."""
+        if labels is None:
+            idx = np.unique(np.linspace(0, len(self.frames) - 1, n).round().astype(int))
+        else:
+            have = np.asarray(self.labels)
+            idx = [int(np.abs(have - lab).argmin()) for lab in labels]
         return frames_strip([self.frames[i] for i in idx], [f"t = {self.labels[i]}" for i in idx],
                             kind=self.kind, color=CORAL)

@@ -1,0 +1,53 @@
+"""Command line: ``python -m diffnlp train --recipe NAME`` and ``python -m diffnlp bench [NAME ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .bench import BENCHES
+    from .recipes import RECIPES
+
+    parser = argparse.ArgumentParser(prog="python -m diffnlp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train a recorded recipe and save a safetensors checkpoint")
+    tr.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    tr.add_argument("--out", default=None, help="checkpoint path without suffix (default checkpoints/RECIPE)")
+    be = sub.add_parser("bench", help="run benchmarks and write benchmarks/results/")
+    be.add_argument("names", nargs="*", default=[],
+                    help=f"which benchmarks (default: all): {', '.join(BENCHES)}")
+    args = parser.parse_args(argv)
+
+    from .runtime import set_threads
+
+    set_threads()
+    if args.command == "train":
+        import time
+
+        from .recipes import train_recipe
+        from .train import save_checkpoint
+
+        t0 = time.perf_counter()
+        model, diffusion, history = train_recipe(args.recipe)
+        seconds = time.perf_counter() - t0
+        path = save_checkpoint(args.out or f"checkpoints/{args.recipe}", model,
+                               {"recipe": RECIPES[args.recipe].describe(), "train_s": seconds,
+                                "final_loss": sum(history[-100:]) / len(history[-100:])})
+        print(f"trained {args.recipe} in {seconds:.1f} s -> {path}")
+        return 0
+    from .bench import run
+
+    names = args.names or list(BENCHES)
+    if "all" in names:
+        names = list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)} or all")
+    run(names)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Benchmarks: scripts that measure and write results, never tests that assert timings.
+
+``python -m diffnlp bench [widgets|points|digits|notebooks|all]`` writes
+``benchmarks/results/<name>.json`` and rewrites ``benchmarks/results/README.md`` (a Markdown
+table of every result file present).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from .gaussian import sample_final
+from .metrics import DigitsJudge, swd_mean
+from .runtime import device as best_device
+
+RESULTS = Path("benchmarks/results")
+
+
+def _machine() -> dict:
+    import os
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "device": str(best_device()),
+            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "platform": platform.platform()}
+
+
+def _write(name: str, result: dict, out: Path = RESULTS) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": name, "machine": _machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **result}
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    write_markdown(out)
+    return path
+
+
+def bench_widgets(repeats: int = 40) -> dict:
+    """Median slider-callback latency, figure draw and PNG encoding included."""
+    from .widgets import NoisingExplorer, TrajectoryPlayer
+
+    rows = {}
+    for kind in ("points", "digits"):
+        e = NoisingExplorer(kind)
+        e.latencies.clear()
+        for i in range(repeats):
+            e.slider.value = (i * 997) % 1000
+        rows[f"NoisingExplorer({kind}) slider"] = e.latencies
+        e.latencies = []
+        for s in ["cosine", "sqrt", "linear"] * 3:
+            e.dropdown.value = s
+        rows[f"NoisingExplorer({kind}) schedule"] = e.latencies
+    traj = [torch.randn(2000, 2) * (1 - i / 100) for i in range(101)]
+    p = TrajectoryPlayer(traj)
+    p.latencies.clear()
+    for i in range(repeats):
+        p.slider.value = (i * 37) % 101
+    rows["TrajectoryPlayer(points, 2000) frame"] = p.latencies
+    table = {k: {"median_ms": 1000 * statistics.median(v), "max_ms": 1000 * max(v), "n": len(v)}
+             for k, v in rows.items()}
+    return {"callbacks": table}
+
+
+def bench_points(recipe: str = "moons", n: int = 5000) -> dict:
+    """Train the lesson-01 recipe and measure SWD (5000 points, 512 projections, 5 seeds) against the floor,
+    for DDPM (1000 steps) and DDIM (50 steps, eta = 0)."""
+    from .data.toy2d import sample_points
+    from .recipes import RECIPES, train_recipe
+
+    r = RECIPES[recipe]
+    t0 = time.perf_counter()
+    model, diffusion, history = train_recipe(recipe)
+    train_s = time.perf_counter() - t0
+    test, fresh = sample_points(r.data, n, seed=1), sample_points(r.data, n, seed=2)
+    floor = swd_mean(test, fresh)
+    rows = {}
+    for label, kw in [("DDPM 1000 steps", {"method": "ddpm"}),
+                      ("DDIM 50 steps", {"method": "ddim", "num_inference_steps": 50}),
+                      ("DDIM 50 steps, quadratic spacing", {"method": "ddim", "num_inference_steps": 50,
+                                                             "timestep_spacing": "quadratic"}),
+                      ("DDIM 1000 steps", {"method": "ddim"})]:
+        t0 = time.perf_counter()
+        x = sample_final(diffusion.sample(model, (n, 2), generator=torch.Generator().manual_seed(1), **kw))
+        rows[label] = {"swd": swd_mean(x, test), "sample_s": time.perf_counter() - t0}
+        rows[label]["ratio_to_floor"] = rows[label]["swd"] / floor
+    ddpm = rows["DDPM 1000 steps"]["swd"]
+    return {"recipe": r.describe(), "train_s": train_s, "final_loss": statistics.mean(history[-200:]),
+            "floor": floor, "samplers": rows,
+            "ddim50_over_ddpm1000": rows["DDIM 50 steps"]["swd"] / ddpm,
+            "pass_swd_le_1.5x_floor": ddpm <= 1.5 * floor,
+            "pass_ddim50_le_1.1x_ddpm1000": rows["DDIM 50 steps"]["swd"] <= 1.1 * ddpm}
+
+
+def bench_digits(n: int = 1000) -> dict:
+    """Train the lesson-02 digits recipe; judge n samples (DDPM 1000 and DDIM 100 steps)."""
+    from .recipes import RECIPES, train_recipe
+
+    t0 = time.perf_counter()
+    model, diffusion, history = train_recipe("digits")
+    train_s = time.perf_counter() - t0
+    judge = DigitsJudge()
+    rows = {}
+    for label, kw in [("DDIM 100 steps", {"method": "ddim", "num_inference_steps": 100}),
+                      ("DDPM 1000 steps", {"method": "ddpm"})]:
+        t0 = time.perf_counter()
+        x = sample_final(diffusion.sample(model, (n, 1, 8, 8), generator=torch.Generator().manual_seed(0), **kw))
+        rep = judge.judge(x)
+        rows[label] = {"sample_s": time.perf_counter() - t0, "confidence": rep.confidence,
+                       "relative_confidence": rep.relative_confidence, "class_shares": rep.class_shares,
+                       "min_share": rep.min_share,
+                       "pass": rep.relative_confidence >= 0.9 and rep.min_share >= 0.04}
+    return {"recipe": RECIPES["digits"].describe(), "train_s": train_s, "judge_test_accuracy": judge.test_accuracy,
+            "judge_real_confidence": judge.real_confidence, "samplers": rows}
+
+
+def bench_notebooks(notebooks_dir: str | Path = "notebooks") -> dict:
+    """Seconds to execute each notebook top to bottom (nbclient, CPU, 2 threads)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ.setdefault("DIFFNLP_DEVICE", "cpu")
+    os.environ.setdefault("DIFFNLP_THREADS", "2")
+    rows = {}
+    for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+                       ).execute()
+        rows[path.name] = {"seconds": time.perf_counter() - t0}
+    return {"notebooks": rows}
+
+
+BENCHES = {"widgets": bench_widgets, "points": bench_points, "digits": bench_digits, "notebooks": bench_notebooks}
+
+
+def run(names: list[str], out: Path = RESULTS) -> list[Path]:
+    paths = []
+    for name in names:
+        print(f"== bench {name}", flush=True)
+        result = BENCHES[name]()
+        paths.append(_write(name, result, out))
+        print(json.dumps(result, indent=2)[:2000])
+    return paths
+
+
+def write_markdown(out: Path = RESULTS) -> Path:
+    """One Markdown table per result file, in benchmarks/results/README.md."""
+    lines = ["# Benchmark results", "", "Written by `python -m diffnlp bench`; each section names its machine.", ""]
+    for path in sorted(out.glob("*.json")):
+        r = json.loads(path.read_text())
+        m = r.get("machine", {})
+        lines += [f"## {r['benchmark']}", "",
+                  f"{r.get('date', '')} · {m.get('device')} · {m.get('cpu_count')} CPUs · torch {m.get('torch')}", ""]
+        if r["benchmark"] == "widgets":
+            lines += ["| callback (draw + PNG included) | median ms | max ms | n |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['median_ms']:.1f} | {v['max_ms']:.1f} | {v['n']} |"
+                      for k, v in r["callbacks"].items()]
+        elif r["benchmark"] == "points":
+            lines += [f"Recipe: {r['recipe']}; trained in {r['train_s']:.1f} s. Floor SWD(real, fresh real) = "
+                      f"{r['floor']:.4f}.", "", "| sampler | SWD | x floor | sampling s |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['swd']:.4f} | {v['ratio_to_floor']:.2f} | {v['sample_s']:.1f} |"
+                      for k, v in r["samplers"].items()]
+            lines += ["", f"DDIM 50 / DDPM 1000 = {r['ddim50_over_ddpm1000']:.2f}"]
+        elif r["benchmark"] == "digits":
+            lines += [f"Recipe: {r['recipe']}; trained in {r['train_s']:.1f} s. Judge accuracy on held-out digits "
+                      f"{r['judge_test_accuracy']:.3f}, confidence {r['judge_real_confidence']:.3f}.", "",
+                      "| sampler | confidence / real | smallest class share | sampling s |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['relative_confidence']:.3f} | {v['min_share']:.3f} | {v['sample_s']:.1f} |"
+                      for k, v in r["samplers"].items()]
+        elif r["benchmark"] == "notebooks":
+            lines += ["| notebook | seconds |", "|---|---:|"]
+            lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in r["notebooks"].items()]
+        lines.append("")
+    path = out / "README.md"
+    path.write_text("\n".join(lines))
+    return path

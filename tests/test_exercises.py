@@ -1,0 +1,46 @@
+"""Every checker accepts the reference solution, rejects a typical wrong answer, and reports an
+untouched stub as "not attempted" (never an error)."""
+
+import pytest
+
+from diffnlp import GaussianDiffusion
+from diffnlp import exercises as ex
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+CASES = [
+    (ex.check_add_noise, ex.reference_add_noise,
+     lambda x0, noise, abar: abar * x0 + (1 - abar) * noise),  # forgot the square roots
+    (ex.check_posterior_mean, ex.reference_posterior_mean,
+     lambda x_t, x0, a, ap: ap ** 0.5 * x0),  # dropped the x_t term
+    (ex.check_eps_from_v, ex.reference_eps_from_v,
+     lambda x_t, v, a: a ** 0.5 * x_t + (1 - a) ** 0.5 * v),  # swapped coefficients
+]
+
+
+@pytest.mark.parametrize("check, reference, wrong", CASES, ids=lambda f: getattr(f, "__name__", ""))
+def test_function_checkers(check, reference, wrong):
+    assert check(reference).status == "correct"
+    assert check(wrong).status == "incorrect"
+    assert check(_stub).status == "not attempted"
+    assert check(None).status == "not attempted"
+    crashed = check(lambda *a: 1 / 0)
+    assert crashed.status == "incorrect" and "ZeroDivisionError" in crashed.message
+
+
+def test_half_signal_checker():
+    t = ex.reference_half_signal_t(GaussianDiffusion())
+    a = GaussianDiffusion().alphas_cumprod
+    assert a[t] <= 0.5 < a[t - 1]
+    assert ex.check_half_signal_t(t).status == "correct"
+    assert ex.check_half_signal_t(t + 1).status == "incorrect"
+    assert ex.check_half_signal_t(500).status == "incorrect"
+    assert ex.check_half_signal_t(None).status == "not attempted"
+    assert ex.check_half_signal_t("250").status == "incorrect"
+
+
+def test_verdict_repr():
+    assert "not attempted" in repr(ex.check_add_noise(_stub))
