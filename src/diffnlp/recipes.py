@@ -40,7 +40,7 @@ RECIPES = {
     # lesson 01: a 2-D DDPM on the two moons, about 45 s on 2 CPU cores
     "moons": Recipe("moons", "moons", {"hidden": 128, "depth": 3}, steps=4000, batch_size=512, lr=3e-3),
     # lesson 02: the digits denoiser, about 90 s on 2 CPU cores
-    "digits": Recipe("digits", "digits", {"arch": "mlp", "hidden": 512, "depth": 3}, steps=4000, batch_size=128,
+    "digits": Recipe("digits", "digits", {"arch": "mlp", "hidden": 512, "depth": 3}, steps=4400, batch_size=128,
                      lr=2e-3),
 }
 

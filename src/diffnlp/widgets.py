@@ -110,7 +110,7 @@ class NoisingExplorer(_PNGWidget):
         self.marker_line = ax_c.axvline(0, color=GREY, lw=1)
         self.marker_dot, = ax_c.plot([0], [1], "o", color=GREY)
         lines = [self.abar_line, self.snr_line]
-        ax_c.legend(lines, [ln.get_label() for ln in lines], loc="center right", frameon=False, fontsize=8)
+        ax_c.legend(lines, [ln.get_label() for ln in lines], loc="upper right", frameon=False, fontsize=8)
         self.fig.tight_layout()
 
         self._init_image()
