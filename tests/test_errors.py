@@ -234,3 +234,11 @@ def test_odd_time_dim_is_rejected():
 def test_odd_image_size_is_rejected():
     with pytest.raises(ValueError, match="image_size"):
         DigitsDenoiser(channels=8, image_size=7)
+
+
+def test_sample_checks_its_arguments_at_the_call():
+    """sample() is a generator, but a bad argument fails at the call, before any step."""
+    with pytest.raises(ValueError, match="method"):
+        D.sample(torch.nn.Identity(), (4, 2), method="euler")
+    with pytest.raises(ValueError, match="shape"):
+        D.sample(torch.nn.Identity(), (True, 2))

@@ -276,34 +276,38 @@ class GaussianDiffusion:
             x_s = x_s + sigma * noise
         return x_s
 
-    @torch.no_grad()
     def sample(self, model: nn.Module, shape, num_inference_steps: int | None = None, method: str = "ddpm",
                eta: float = 0.0, generator: torch.Generator | None = None,
                device: torch.device | str | None = None,
                timestep_spacing: str = "leading") -> Iterator[torch.Tensor]:
-        """Yield x_T, then every x_t down to the sample x_0 (the last yield).
+        """A generator that yields x_T, then every x_t down to the sample x_0 (the last yield).
 
         Each step goes from one timestep of ``inference_timesteps(num_inference_steps,
         timestep_spacing)`` to the next (the last to -1, where abar = 1).
 
         ``generator`` is a CPU torch.Generator (noise is drawn on the CPU and moved, so the same
         seed gives the same sample on any device). ``device`` defaults to the model's device.
+        The arguments are checked here, at the call, before the first step is taken.
         """
         check_choice("method", method, METHODS)
         eta = check_float("eta", eta, 0.0, 1.0)
         if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or \
-                not all(isinstance(d, int) and d > 0 for d in shape):
+                not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise ValueError(f"shape must be a tuple of positive ints (batch, ...), got {shape!r}")
         timesteps = self.inference_timesteps(num_inference_steps, timestep_spacing).tolist()
         if device is None:
             params = list(model.parameters()) if isinstance(model, nn.Module) else []
             device = params[0].device if params else torch.device("cpu")
-        x = torch.randn(tuple(shape), generator=generator).to(device)
+        return self._reverse(model, tuple(shape), timesteps, method, eta, generator, device)
+
+    @torch.no_grad()
+    def _reverse(self, model, shape, timesteps, method, eta, generator, device) -> Iterator[torch.Tensor]:
+        x = torch.randn(shape, generator=generator).to(device)
         yield x
         for t, s in zip(timesteps, timesteps[1:] + [-1]):
             t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
             out = model(x, t_batch)
-            noise = torch.randn(tuple(shape), generator=generator).to(device)
+            noise = torch.randn(shape, generator=generator).to(device)
             x = self.step(out, t, x, s, method=method, eta=eta, noise=noise)
             yield x
 
