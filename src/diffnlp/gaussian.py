@@ -152,17 +152,13 @@ class GaussianDiffusion:
 
         From v:  x_0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v,   eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) v.
         """
-        t = self._timesteps(timesteps, x_t)
-        abar = self._abar(t, x_t)
         if self.prediction_type == "epsilon":
-            eps = model_output
-            x0 = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
-        elif self.prediction_type == "sample":
-            x0 = model_output
-            eps = (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
-        else:
-            x0 = abar.sqrt() * x_t - (1 - abar).sqrt() * model_output
-            eps = (1 - abar).sqrt() * x_t + abar.sqrt() * model_output
+            return self.predict_x0(x_t, model_output, timesteps), model_output
+        if self.prediction_type == "sample":
+            return model_output, self.predict_epsilon(x_t, model_output, timesteps)
+        abar = self._abar(self._timesteps(timesteps, x_t), x_t)
+        x0 = abar.sqrt() * x_t - (1 - abar).sqrt() * model_output
+        eps = (1 - abar).sqrt() * x_t + abar.sqrt() * model_output
         return x0, eps
 
     def score(self, model_output: torch.Tensor, x_t: torch.Tensor, timesteps) -> torch.Tensor:

@@ -63,17 +63,10 @@ class GaussianMixtureDenoiser(nn.Module):
         return (r[..., None] * x0_k).sum(1)
 
     def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        d = self.diffusion
+        # E[x0 | x_t] in float64, then the process's own conversion to its prediction_type target
         x0 = self.posterior_mean(x_t, timesteps)
-        abar = d.alphas_cumprod.double().to(x_t.device)[timesteps.to(x_t.device)][:, None]
-        eps = (x_t.double() - abar.sqrt() * x0) / (1 - abar).sqrt()
-        if d.prediction_type == "epsilon":
-            out = eps
-        elif d.prediction_type == "sample":
-            out = x0
-        else:
-            out = abar.sqrt() * eps - (1 - abar).sqrt() * x0
-        return out.to(x_t.dtype)
+        eps = self.diffusion.predict_epsilon(x_t.double(), x0, timesteps)
+        return self.diffusion.target(x0, eps, timesteps).to(x_t.dtype)
 
 
 def bayes_posterior_1d(diffusion: GaussianDiffusion, x_t: float, x0: float, timestep: int,
