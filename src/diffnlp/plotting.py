@@ -108,3 +108,43 @@ def figure_png(fig, dpi: int | None = None) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+def plot_transition_matrices(d3pm, steps: Sequence[int] | None = None, ax=None):
+    """Heatmaps of a D3PM's cumulative transition matrices Qbar_t = Q_1 ... Q_t: row x0 of panel t
+    is q(x_t | x_0). One panel per step (default t = 1, T // 2, T), one shared colour bar.
+
+    ``ax``: None (a new figure) or as many axes as steps. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from ._checks import check_int
+
+    T, K = d3pm.num_timesteps, d3pm.vocab_size
+    if steps is None:
+        steps = sorted({1, max(T // 2, 1), T})
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence) or len(steps) == 0:
+        raise ValueError(f"steps must be a non-empty sequence of ints in [0, {T}], got {steps!r}")
+    steps = [check_int("steps", t, low=0, high=T) for t in steps]
+    if ax is None:
+        fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps) + 1.0, 2.8), squeeze=False,
+                                 layout="constrained")
+        axes = list(axes[0])
+    else:
+        axes = list(np.atleast_1d(ax).ravel())
+        if len(axes) != len(steps):
+            raise ValueError(f"ax must hold one axes per step ({len(steps)}), got {len(axes)}")
+        fig = axes[0].figure
+    labels = [str(i) for i in range(K)]
+    if getattr(d3pm, "mask_id", None) is not None:
+        labels[d3pm.mask_id] = "[M]"
+    for a, t in zip(axes, steps):
+        im = a.imshow(_np(d3pm.Q_bar(t)), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+        a.set_title(f"$\\bar{{Q}}_t$, t = {t}", fontsize=10)
+        a.set_xlabel("to token $x_t$")
+        a.set_ylabel("from token $x_0$")
+        if K <= 16:
+            a.set_xticks(range(K), labels, fontsize=7)
+            a.set_yticks(range(K), labels, fontsize=7)
+    fig.colorbar(im, ax=axes, shrink=0.85, label="probability")
+    return fig

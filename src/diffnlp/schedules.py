@@ -64,3 +64,34 @@ def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
 def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """SNR(t) = abar_t / (1 - abar_t): how much signal is left at step t."""
     return alphas_cumprod / (1.0 - alphas_cumprod)
+
+
+# ---------------------------------------------------------------------------------------------
+# Masking schedules for token diffusion, in continuous time t in [0, 1].
+#
+# alpha(t) is the probability that a token is still clean at time t (alpha(0) = 1). The masked
+# diffusion NELBO weights the loss at time t by -alpha'(t) / (1 - alpha(t)).
+
+MASK_SCHEDULES = ("loglinear", "cosine")
+
+
+def mask_alpha(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """alpha(t): "loglinear" is 1 - (1 - eps) t (MDLM: the noise -log alpha(t) is log-linear in t);
+    "cosine" is eps + (1 - eps) cos(pi t / 2) (clipped so that alpha(1) = eps, as the log-linear one)."""
+    check_choice("schedule", schedule, MASK_SCHEDULES)
+    if schedule == "loglinear":
+        return 1 - (1 - eps) * t
+    return eps + (1 - eps) * torch.cos(math.pi * t / 2)
+
+
+def mask_alpha_derivative(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """alpha'(t): -(1 - eps) for "loglinear"; -(1 - eps) (pi / 2) sin(pi t / 2) for "cosine"."""
+    check_choice("schedule", schedule, MASK_SCHEDULES)
+    if schedule == "loglinear":
+        return torch.full_like(t, -(1 - eps))
+    return -(1 - eps) * (math.pi / 2) * torch.sin(math.pi * t / 2)
+
+
+def mask_loss_weight(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """w(t) = -alpha'(t) / (1 - alpha(t)); for "loglinear", (1 - eps) / ((1 - eps) t) = 1 / t."""
+    return -mask_alpha_derivative(schedule, t, eps) / (1 - mask_alpha(schedule, t, eps))

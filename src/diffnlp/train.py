@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000, batch_size: int = 256,
         lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None, warmup: int = 100,
         ema_decay: float | None = None, weight_decay: float = 0.0, progress: bool = True,
-        desc: str = "training") -> list[float]:
+        desc: str = "training", max_seconds: float | None = None) -> list[float]:
     """Train ``model`` for ``steps`` AdamW steps on random batches of ``data``; return the loss history.
 
     - the seed fixes initialisation-independent randomness: batches, timesteps and noise
@@ -33,7 +34,9 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
     - the learning rate warms up linearly over ``warmup`` steps, then follows a cosine decay to 0;
     - with ``ema_decay`` the model ends holding the exponential moving average of its weights
       (theta_ema <- d theta_ema + (1 - d) theta), which samples better than the last iterate;
-    - ``device`` defaults to ``diffnlp.device()``; the model is moved there and stays there.
+    - ``device`` defaults to ``diffnlp.device()``; the model is moved there and stays there;
+    - ``max_seconds`` trains for a wall-clock budget instead (at most ``steps`` steps): the schedule then
+      follows the elapsed fraction of the budget, so two models get the same time, not the same steps.
     """
     from tqdm.auto import tqdm
 
@@ -44,6 +47,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
     warmup = check_int("warmup", warmup, low=0)
     if ema_decay is not None:
         check_float("ema_decay", ema_decay, 0.0, 1.0)
+    if max_seconds is not None:
+        check_float("max_seconds", max_seconds, low=1e-3)
     if len(data) == 0:
         raise ValueError("data is empty")
     dev = torch.device(device) if device is not None else best_device()
@@ -53,16 +58,21 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
     ema = copy.deepcopy(model).eval() if ema_decay is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def lr_at(step: int) -> float:
+    def lr_at(step: int, progress: float) -> float:
         if step < warmup:
             return lr * (step + 1) / warmup
-        return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        done = max((step - warmup) / max(1, steps - warmup), progress)
+        return lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
     history: list[float] = []
+    start = time.perf_counter()
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
     for step in bar:
+        elapsed = 0.0 if max_seconds is None else (time.perf_counter() - start) / max_seconds
+        if elapsed >= 1.0:
+            break
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr_at(step, elapsed)
         idx = torch.randint(0, len(data), (batch_size,), generator=generator).to(dev)
         loss = loss_fn(model, data[idx], generator)
         if not torch.isfinite(loss):
@@ -77,6 +87,7 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
         history.append(loss.item())
         if step % 50 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
+    bar.close()
     if ema is not None:
         model.load_state_dict(ema.state_dict())
     model.eval()

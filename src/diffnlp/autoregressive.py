@@ -1,0 +1,134 @@
+"""The autoregressive baseline: the same Transformer, causal, predicting each token from the ones before.
+
+    log p(x) = sum_i log p_theta(x^i | x^{<i})        (exact: no bound, unlike the diffusion NELBO)
+
+The model reads the sequence shifted right by one, with a start token in front. We use the ``[MASK]``
+id as the start token: "nothing is known yet", which the AR model never sees anywhere else.
+
+``BigramLM`` is the simplest autoregressive model of all (counts of word pairs): the story grammar's
+long-range rules are invisible to it, which is why its NLL sits far above the entropy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from ._checks import check_float, check_int, check_tensor
+from .nn import KVCache
+
+
+def _check_ids(name: str, x) -> torch.Tensor:
+    check_tensor(name, x, floating=False)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be token ids of shape (batch, length), got shape {tuple(x.shape)}")
+    if x.numel() and x.min() < 0:
+        raise ValueError(f"{name} has a negative token id {x.min().item()}")
+    return x
+
+
+class Autoregressive:
+    """Left-to-right language modelling with a causal ``Transformer`` (``causal=True``).
+
+    ``start_id``: the token read before the first position (by default the [MASK] id, 1).
+    """
+
+    def __init__(self, start_id: int = 1):
+        self.start_id = check_int("start_id", start_id, low=0)
+
+    def __repr__(self) -> str:
+        return f"Autoregressive(start_id={self.start_id})"
+
+    def _check_model(self, model):
+        if not getattr(getattr(model, "config", None), "causal", True):
+            raise ValueError("the autoregressive model needs a causal Transformer (causal=True); a bidirectional "
+                             "one would see the token it has to predict")
+
+    def shift_right(self, x: torch.Tensor) -> torch.Tensor:
+        """[start, x^1, ..., x^{L-1}]: the inputs, so that output i predicts x^i from x^{<i}."""
+        return torch.cat([torch.full_like(x[:, :1], self.start_id), x[:, :-1]], dim=1)
+
+    def nll(self, model, x: torch.Tensor) -> torch.Tensor:
+        """-log p_theta(x) = -sum_i log p_theta(x^i | x^{<i}) per sequence, in nats, shape (batch,)."""
+        x = _check_ids("x", x)
+        self._check_model(model)
+        logits = model(self.shift_right(x), torch.zeros(x.shape[0], device=x.device)).float()
+        return -torch.log_softmax(logits, dim=-1).gather(-1, x[..., None])[..., 0].sum(-1)
+
+    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss per sequence: the exact NLL (``generator`` is unused: nothing is random)."""
+        return self.nll(model, x0)
+
+    def sample(self, model, num_samples: int, length: int, temperature: float = 1.0,
+               generator: torch.Generator | None = None, use_cache: bool = True) -> Iterator[torch.Tensor]:
+        """Generate left to right; yield the sequences after each new token, (B, i) for i = 1..length.
+
+        With ``use_cache`` each step feeds only the newest token and reuses the keys and values of the
+        past (a ``KVCache``); without it each step recomputes the whole prefix. Both give the same tokens.
+        """
+        num_samples = check_int("num_samples", num_samples, low=1)
+        length = check_int("length", length, low=1)
+        temperature = check_float("temperature", temperature, low=0.0)
+        self._check_model(model)
+        max_len = getattr(getattr(model, "config", None), "max_len", length)
+        if length > max_len:
+            raise ValueError(f"length={length} is longer than the model's max_len={max_len}")
+        return self._run(model, num_samples, length, temperature, generator, use_cache)
+
+    @torch.no_grad()
+    def _run(self, model, B, length, temperature, generator, use_cache):
+        try:
+            dev = next(model.parameters()).device
+        except StopIteration:
+            dev = torch.device("cpu")
+        x = torch.full((B, 1), self.start_id, dtype=torch.long, device=dev)      # inputs read so far
+        cache = KVCache() if use_cache else None
+        t = torch.zeros(B, device=dev)
+        out = torch.empty(B, 0, dtype=torch.long, device=dev)
+        for _ in range(length):
+            inputs = x[:, -1:] if use_cache else x                                 # the newest token, or all
+            logits = model(inputs, t, cache=cache)[:, -1].float()
+            if temperature == 0:
+                nxt = logits.argmax(-1)
+            else:
+                gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator).clamp_min(1e-20)))
+                nxt = (torch.log_softmax(logits, -1) / temperature + gumbel.to(dev)).argmax(-1)
+            out = torch.cat([out, nxt[:, None]], dim=1)
+            x = torch.cat([x, nxt[:, None]], dim=1)
+            yield out.clone()
+
+
+class BigramLM:
+    """p(x^i | x^{i-1}) from counts with add-k smoothing, over token ids; the start token precedes
+    position 1. ``fit(ids)`` then ``nll(ids)`` in nats per sequence."""
+
+    def __init__(self, vocab_size: int, start_id: int = 1, k: float = 1e-3):
+        self.vocab_size = check_int("vocab_size", vocab_size, low=2)
+        self.start_id = check_int("start_id", start_id, low=0, high=vocab_size - 1)
+        self.k = check_float("k", k, low=0.0)
+        self.counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)
+
+    def fit(self, ids: torch.Tensor) -> BigramLM:
+        ids = _check_ids("ids", ids)
+        if ids.numel() and ids.max() >= self.vocab_size:
+            raise ValueError(f"ids has token id {ids.max().item()} >= vocab_size={self.vocab_size}")
+        prev = torch.cat([torch.full_like(ids[:, :1], self.start_id), ids[:, :-1]], 1)
+        self.counts.index_put_((prev.reshape(-1), ids.reshape(-1)), torch.ones(ids.numel(), dtype=torch.float64),
+                               accumulate=True)
+        return self
+
+    def log_probs(self) -> torch.Tensor:
+        """log p(b | a) = log (count(a, b) + k) / (count(a) + k V), a (V, V) table."""
+        c = self.counts + self.k
+        return torch.log(c / c.sum(1, keepdim=True))
+
+    def nll(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = _check_ids("ids", ids)
+        prev = torch.cat([torch.full_like(ids[:, :1], self.start_id), ids[:, :-1]], 1)
+        lp = self.log_probs()[prev, ids]
+        if torch.isinf(lp).any():
+            return torch.where(torch.isinf(lp).any(1), torch.full((ids.shape[0],), math.inf, dtype=torch.float64),
+                               -lp.sum(1))
+        return -lp.sum(1)

@@ -1,0 +1,329 @@
+"""Token diffusion by masking: MDLM (Sahoo et al., 2024) and the samplers of LLaDA (Nie et al., 2025).
+
+The forward process masks each token independently: at time t in [0, 1] a token is still clean with
+probability alpha(t) and is ``[MASK]`` otherwise,
+
+    q(z_t^i | x^i) = alpha(t) [z_t^i = x^i] + (1 - alpha(t)) [z_t^i = MASK].
+
+The denoiser sees z_t and predicts, for every masked position, a distribution over the clean token.
+SUBS parameterisation: the [MASK] logit is set to -inf (the clean token is never a mask), and a
+position that is not masked keeps its token (the carry-over). The negative ELBO is then
+
+    NELBO(x) = E_t E_{z_t} [ w(t) sum_{i: z_t^i = MASK} -log p_theta(x^i | z_t) ],   w(t) = -alpha'(t) / (1 - alpha(t)),
+
+in nats per sequence, which for the log-linear schedule weighs time t by 1/t. With the exact
+conditionals it equals -log p(x): masked diffusion is an any-order autoregressive model.
+
+D3PM (the general discrete framework, with transition matrices) lives in ``diffnlp.d3pm``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_choice, check_float, check_int, check_tensor
+from .schedules import MASK_SCHEDULES, mask_alpha, mask_loss_weight
+
+STRATEGIES = ("ancestral", "confidence", "random")
+
+
+@dataclass
+class Estimate:
+    """A Monte-Carlo estimate per sequence: ``mean`` and its standard error ``stderr``, both (batch,)."""
+
+    mean: torch.Tensor
+    stderr: torch.Tensor
+
+
+class Trajectory:
+    """The iterator ``MaskedDiffusion.sample`` returns: it yields every intermediate sequence (B, L),
+    the all-mask start first, and counts the network calls made (``network_calls``) and skipped by the
+    cache (``calls_saved``)."""
+
+    def __init__(self):
+        self.network_calls = 0
+        self.calls_saved = 0
+        self._gen: Iterator[torch.Tensor] | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return next(self._gen)
+
+    def run(self) -> torch.Tensor:
+        """Run to the end and return the final sequences."""
+        last = None
+        for last in self:
+            pass
+        return last
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def _is_time_conditioned(model) -> bool:
+    return bool(getattr(getattr(model, "config", None), "time_conditioning", False))
+
+
+class MaskedDiffusion:
+    """Masked (absorbing-state) diffusion over tokens in continuous time.
+
+    ``schedule``: "loglinear" (alpha(t) = 1 - (1 - eps) t) or "cosine"; ``mask_id``: the id of
+    ``[MASK]``; ``eps``: alpha(1), the tiny chance that a token survives to t = 1.
+    """
+
+    def __init__(self, schedule: str = "loglinear", mask_id: int = 1, eps: float = 1e-3):
+        self.schedule = check_choice("schedule", schedule, MASK_SCHEDULES)
+        self.mask_id = check_int("mask_id", mask_id, low=0)
+        self.eps = check_float("eps", eps, 0.0, 0.5)
+
+    def __repr__(self) -> str:
+        return f"MaskedDiffusion(schedule={self.schedule!r}, mask_id={self.mask_id}, eps={self.eps})"
+
+    # ------------------------------------------------------------------ the forward process
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha(t): the probability that a token is still clean at time t."""
+        return mask_alpha(self.schedule, t, self.eps)
+
+    def weight(self, t: torch.Tensor) -> torch.Tensor:
+        """w(t) = -alpha'(t) / (1 - alpha(t)) (= 1/t for "loglinear")."""
+        return mask_loss_weight(self.schedule, t, self.eps)
+
+    def _check_t(self, t, batch: int) -> torch.Tensor:
+        check_tensor("t", t, floating=True)
+        if t.shape != (batch,):
+            raise ValueError(f"t must have shape ({batch},) (one time per sequence), got {tuple(t.shape)}")
+        if t.numel() and (not torch.isfinite(t).all() or t.min() <= 0 or t.max() > 1):
+            raise ValueError(f"t must lie in (0, 1]; got values from {t.min().item():.4g} to {t.max().item():.4g}")
+        return t
+
+    def _check_x0(self, x0) -> torch.Tensor:
+        check_tensor("x0", x0, floating=False)
+        if x0.ndim != 2:
+            raise ValueError(f"x0 must be token ids of shape (batch, length), got shape {tuple(x0.shape)}")
+        if x0.numel() and x0.min() < 0:
+            raise ValueError(f"x0 has a negative token id {x0.min().item()}")
+        return x0
+
+    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z_t: each token of x0 is replaced by [MASK] with probability 1 - alpha(t)."""
+        x0 = self._check_x0(x0)
+        t = self._check_t(t, x0.shape[0])
+        u = torch.rand(x0.shape, generator=generator).to(x0.device)
+        masked = u < (1 - self.alpha(t.to(x0.device)))[:, None]
+        return torch.where(masked, torch.full_like(x0, self.mask_id), x0)
+
+    def sample_t(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Stratified times t_b = 1 - ((u + b / B) mod 1), u ~ U[0, 1): one per sequence, in (0, 1], spread
+        evenly over the batch (MDLM's low-discrepancy sampler), which lowers the loss variance."""
+        u = torch.rand(1, generator=generator, dtype=torch.float64)
+        return (1 - torch.remainder(u + torch.arange(batch, dtype=torch.float64) / batch, 1.0)).float()
+
+    # ------------------------------------------------------------------ the denoiser
+    def log_probs(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """log p_theta(x | z_t) with the SUBS parameterisation, shape (B, L, V): the [MASK] logit is
+        -inf, and an unmasked position keeps its token (log-probability 0 on it, -inf elsewhere)."""
+        logits = model(z_t, t).float()
+        if logits.shape[:2] != z_t.shape or logits.shape[-1] <= self.mask_id:
+            raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; expected "
+                             f"({z_t.shape[0]}, {z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
+        logits[..., self.mask_id] = -math.inf
+        logp = torch.log_softmax(logits, dim=-1)
+        carry = z_t != self.mask_id
+        if carry.any():
+            keep = torch.full_like(logp, -math.inf).scatter_(-1, z_t.clamp(max=logp.shape[-1] - 1)[..., None], 0.0)
+            logp = torch.where(carry[..., None], keep, logp)
+        return logp
+
+    # ------------------------------------------------------------------ the loss
+    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
+             t: torch.Tensor | None = None) -> torch.Tensor:
+        """A one-sample NELBO estimate per sequence, in nats, shape (batch,):
+
+            w(t) sum_{i masked} -log p_theta(x0^i | z_t),   t stratified over the batch.
+        """
+        x0 = self._check_x0(x0)
+        t = self.sample_t(x0.shape[0], generator) if t is None else self._check_t(t, x0.shape[0])
+        t = t.to(x0.device)
+        z_t = self.add_noise(x0, t, generator)
+        logits = model(z_t, t).float()
+        logits[..., self.mask_id] = -math.inf
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, x0[..., None])[..., 0]    # -log p_theta(x0^i | z_t)
+        masked = z_t == self.mask_id
+        return self.weight(t) * torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)  # w(t) sum_{masked}
+
+    @torch.no_grad()
+    def nelbo(self, model, x0: torch.Tensor, n_samples: int = 64, generator: torch.Generator | None = None,
+              chunk: int = 2048) -> Estimate:
+        """Monte-Carlo NELBO per sequence (nats), from ``n_samples`` stratified times per sequence, with its
+        standard error (computed as if the samples were independent, so it errs on the large side).
+        The t = 1 boundary term, which vanishes as eps -> 0, is left out."""
+        x0 = self._check_x0(x0)
+        n = check_int("n_samples", n_samples, low=2)
+        rows = max(1, chunk // n)
+        means, errs = [], []
+        for i in range(0, x0.shape[0], rows):
+            x = x0[i:i + rows]
+            b = x.shape[0]
+            u = torch.rand(b, 1, generator=generator, dtype=torch.float64)
+            t = (1 - torch.remainder(u + torch.arange(n, dtype=torch.float64) / n, 1.0)).float().reshape(-1)
+            losses = self.loss(model, x.repeat_interleave(n, dim=0), generator, t=t).reshape(b, n)
+            means.append(losses.mean(1))
+            errs.append(losses.std(1) / math.sqrt(n))
+        return Estimate(torch.cat(means), torch.cat(errs))
+
+    @torch.no_grad()
+    def exact_nelbo(self, model, x0: torch.Tensor) -> torch.Tensor:
+        """The NELBO per sequence computed exactly by enumerating all 2^L masks (short sequences only).
+
+        Substituting u = 1 - alpha(t) (the masking probability) gives w(t) dt = du / u, so a mask M
+        with k = |M| positions carries the weight c_k = int_0^{1 - alpha(1)} u^(k-1) (1 - u)^(L-k) du,
+        whatever the schedule, and
+
+            NELBO(x) = sum_M c_|M| sum_{i in M} -log p_theta(x^i | x outside M).
+
+        With eps = 0 (alpha(1) = 0) c_k = (k-1)! (L-k)! / L!, and with exact conditionals this is
+        -log p(x) (the average over orders of autoregressive factorisations).
+        """
+        x0 = self._check_x0(x0)
+        B, L = x0.shape
+        if L > 16:
+            raise ValueError(f"exact_nelbo enumerates 2^L masks; length L={L} is too long (at most 16)")
+        u_max = 1 - float(self.alpha(torch.ones(1, dtype=torch.float64)))
+        if u_max >= 1:
+            c = [math.exp(math.lgamma(k) + math.lgamma(L - k + 1) - math.lgamma(L + 1)) for k in range(1, L + 1)]
+        else:
+            from scipy.special import beta, betainc
+
+            c = [float(betainc(k, L - k + 1, u_max) * beta(k, L - k + 1)) for k in range(1, L + 1)]
+        masks = torch.tensor([[(m >> i) & 1 for i in range(L)] for m in range(1, 2 ** L)], dtype=torch.bool)
+        total = torch.zeros(B, dtype=torch.float64)
+        for b in range(B):
+            z = torch.where(masks, torch.full((len(masks), L), self.mask_id), x0[b].cpu())
+            t = torch.ones(len(masks))
+            logp = self.log_probs(model, z.to(x0.device), t.to(x0.device)).double().cpu()
+            nll = -logp.gather(-1, x0[b].cpu().expand(len(masks), L)[..., None])[..., 0]
+            per_mask = torch.where(masks, nll, torch.zeros_like(nll)).sum(-1)
+            weights = torch.tensor([c[k - 1] for k in masks.sum(-1).tolist()], dtype=torch.float64)
+            total[b] = (weights * per_mask).sum()
+        return total
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, model, num_samples: int, length: int, num_steps: int, strategy: str = "ancestral",
+               block_length: int | None = None, fixed: torch.Tensor | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None, cache: bool = False) -> Trajectory:
+        """Generate ``num_samples`` sequences of ``length`` tokens in ``num_steps`` denoiser steps; return a
+        ``Trajectory``, an iterator over every intermediate state (B, L), starting from all [MASK].
+
+        Strategies, in each step:
+        - "ancestral" (MDLM): go from time t to s < t on the grid 1, 1 - 1/K, ..., 0; every masked
+          position is revealed with probability (alpha(s) - alpha(t)) / (1 - alpha(t)), its token drawn
+          from p_theta(. | z_t). Several tokens revealed in one step are drawn independently.
+        - "confidence" (LLaDA's low-confidence remasking): draw a token for every masked position, keep
+          the n_k whose drawn token has the highest probability, leave the rest masked;
+        - "random": the same, keeping n_k positions chosen uniformly at random.
+          n_k splits the masked positions evenly over the steps (n masked, K steps: n // K each, the
+          remainder going to the first steps).
+        ``block_length``: semi-autoregressive generation, left to right in blocks of this length, each
+        block getting an equal share of the steps (the positions to the right stay masked).
+        ``fixed``: ids (L,) or (B, L) with tokens at fixed positions and [MASK] elsewhere: infilling of a
+        prefix, a suffix or a middle; fixed tokens are never changed.
+        ``cache=True`` (ancestral only, model without time conditioning): when a step revealed nothing,
+        the next step reuses the last prediction instead of calling the network; samples are identical.
+        """
+        num_samples = check_int("num_samples", num_samples, low=1)
+        length = check_int("length", length, low=1)
+        num_steps = check_int("num_steps", num_steps, low=1)
+        check_choice("strategy", strategy, STRATEGIES)
+        temperature = check_float("temperature", temperature, low=0.0)
+        if block_length is None:
+            block_length = length
+        block_length = check_int("block_length", block_length, low=1, high=length)
+        if length % block_length:
+            raise ValueError(f"block_length={block_length} must divide length={length}")
+        n_blocks = length // block_length
+        if num_steps < n_blocks:
+            raise ValueError(f"num_steps={num_steps} must be at least the number of blocks ({n_blocks})")
+        if cache and strategy != "ancestral":
+            raise ValueError(f"cache=True applies to strategy='ancestral' only (got {strategy!r}): the other "
+                             "strategies reveal tokens at every step, so there is nothing to reuse")
+        if cache and _is_time_conditioned(model):
+            raise ValueError("cache=True needs a model without time conditioning: a time-conditioned model's "
+                             "prediction changes with t even when z_t does not")
+        dev = _model_device(model)
+        z = torch.full((num_samples, length), self.mask_id, dtype=torch.long)
+        if fixed is not None:
+            check_tensor("fixed", fixed, floating=False)
+            if fixed.shape not in ((length,), (num_samples, length)):
+                raise ValueError(f"fixed must have shape ({length},) or ({num_samples}, {length}), "
+                                 f"got {tuple(fixed.shape)}")
+            if fixed.numel() and fixed.min() < 0:
+                raise ValueError(f"fixed has a negative token id {fixed.min().item()}")
+            z = fixed.to(torch.long).cpu().expand(num_samples, length).clone()
+        traj = Trajectory()
+        steps = [num_steps // n_blocks + (1 if b < num_steps % n_blocks else 0) for b in range(n_blocks)]
+        traj._gen = self._run(model, traj, z.to(dev), steps, block_length, strategy, temperature, generator, cache)
+        return traj
+
+    @torch.no_grad()
+    def _run(self, model, traj: Trajectory, z: torch.Tensor, steps: list[int], block_length: int, strategy: str,
+             temperature: float, generator, cache: bool) -> Iterator[torch.Tensor]:
+        dev = z.device
+        B, L = z.shape
+        yield z.clone()
+        logp, changed = None, True
+        for b, K in enumerate(steps):
+            in_block = torch.zeros(L, dtype=torch.bool, device=dev)
+            in_block[b * block_length:(b + 1) * block_length] = True
+            n_masked = ((z == self.mask_id) & in_block).sum(1)                         # per sample
+            for k in range(K):
+                t = torch.full((B,), 1 - k / K, dtype=torch.float32)
+                if logp is None or changed or not cache:
+                    logp = self.log_probs(model, z, t.to(dev))
+                    traj.network_calls += 1
+                else:
+                    traj.calls_saved += 1
+                masked = (z == self.mask_id) & in_block
+                # a token for every position: x ~ softmax(log p / temperature), by the Gumbel-max trick
+                gumbel = -torch.log(-torch.log(torch.rand(logp.shape, generator=generator).clamp_min(1e-20)))
+                if temperature == 0:
+                    x = logp.argmax(-1)
+                else:
+                    x = (logp / temperature + gumbel.to(dev)).argmax(-1)
+                if strategy == "ancestral":
+                    s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
+                    a_t, a_s = self.alpha(t.double()), self.alpha(s) if k < K - 1 else torch.ones(B).double()
+                    p_reveal = ((a_s - a_t) / (1 - a_t)).float().to(dev)               # (alpha_s - alpha_t) / (1 - alpha_t)
+                    u = torch.rand((B, L), generator=generator).to(dev)
+                    reveal = masked & (u < p_reveal[:, None])
+                else:
+                    base, extra = n_masked // K, n_masked % K
+                    n_k = base + (k < extra).long()                                     # tokens to reveal now
+                    if strategy == "confidence":
+                        score = logp.gather(-1, x[..., None])[..., 0]                 # log p of the drawn token
+                    else:
+                        score = torch.rand((B, L), generator=generator).to(dev)
+                    score = torch.where(masked, score, torch.full_like(score, -math.inf))
+                    rank = score.argsort(dim=1, descending=True).argsort(dim=1)
+                    reveal = masked & (rank < n_k[:, None])
+                changed = bool(reveal.any())
+                z = torch.where(reveal, x, z)
+                yield z.clone()
+
+
+def decision_steps(trajectory: list[torch.Tensor], mask_id: int) -> torch.Tensor:
+    """For each position, the index of the first state in ``trajectory`` where it is no longer masked
+    (0 for positions given from the start, -1 if never revealed): the order in which a sampler decides."""
+    states = torch.stack([s.cpu() for s in trajectory])           # (S, B, L)
+    revealed = states != mask_id
+    first = revealed.float().argmax(0)
+    return torch.where(revealed.any(0), first, torch.full_like(first, -1))
