@@ -39,7 +39,7 @@ $(STAMP): requirements.lock pyproject.toml
 # the lock. Exact pins; setuptools stays (torch needs it at run time); torch loses its local label
 # (torch==2.13.0 makes pip take the CPU wheel on disk; a bare torch pulls a CUDA build).
 lock:
-	{ echo "# requirements.lock: exact pins for diffnlp and its extras dev, parity and browser (Python 3.11)."; \
+	{ echo "# requirements.lock: exact pins for diffnlp and its extras dev, parity, browser and hf (Python 3.11)."; \
 	  echo "# Produced by 'make lock': '.venv/bin/pip freeze --all --exclude-editable' without pip and wheel"; \
 	  echo "# (setuptools stays: torch needs it at run time), torch's local label dropped (torch==2.13.0: pip"; \
 	  echo "# takes the CPU wheel on disk; a looser torch pulls a CUDA build of several GB)."; \

@@ -8,12 +8,12 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from .bench import BENCHES
-    from .recipes import RECIPES
+    from .recipes import RECIPES, TEXT_RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m diffnlp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train a recorded recipe and save a safetensors checkpoint")
-    tr.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    tr.add_argument("--recipe", required=True, choices=sorted(RECIPES) + sorted(TEXT_RECIPES))
     tr.add_argument("--out", default=None, help="checkpoint path without suffix (default checkpoints/RECIPE)")
     be = sub.add_parser("bench", help="run benchmarks and write benchmarks/results/")
     be.add_argument("names", nargs="*", default=[],
@@ -30,11 +30,24 @@ def main(argv: list[str] | None = None) -> int:
         from .train import save_checkpoint
 
         t0 = time.perf_counter()
-        model, diffusion, history = train_recipe(args.recipe)
+        if args.recipe in TEXT_RECIPES:
+            from .data.stories import StoryGrammar
+            from .recipes import train_text_recipe
+
+            model, _, history = train_text_recipe(args.recipe)
+            recipe = TEXT_RECIPES[args.recipe]
+            extra = {"vocab": StoryGrammar().tokenizer().vocab}
+        else:
+            model, diffusion, history = train_recipe(args.recipe)
+            recipe = RECIPES[args.recipe]
+            extra = {}
         seconds = time.perf_counter() - t0
+        import torch
+
         path = save_checkpoint(args.out or f"checkpoints/{args.recipe}", model,
-                               {"recipe": RECIPES[args.recipe].describe(), "train_s": seconds,
-                                "final_loss": sum(history[-100:]) / len(history[-100:])})
+                               {"recipe": recipe.describe(), "train_s": seconds, "steps": len(history),
+                                "threads": torch.get_num_threads(),
+                                "final_loss": sum(history[-100:]) / len(history[-100:]), **extra})
         print(f"trained {args.recipe} in {seconds:.1f} s -> {path}")
         return 0
     from .bench import run

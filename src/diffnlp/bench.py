@@ -1,6 +1,6 @@
 """Benchmarks: scripts that measure and write results, never tests that assert timings.
 
-``python -m diffnlp bench [widgets|points|digits|notebooks|all]`` writes
+``python -m diffnlp bench [widgets|points|digits|lm|notebooks|all]`` writes
 ``benchmarks/results/<name>.json`` and rewrites ``benchmarks/results/README.md`` (a Markdown
 table of every result file present).
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .autoregressive import Autoregressive
+from .discrete import MaskedDiffusion
 from .gaussian import sample_final
 from .metrics import DigitsJudge, swd_mean
 from .runtime import device as best_device
@@ -59,6 +61,24 @@ def bench_widgets(repeats: int = 40) -> dict:
     for i in range(repeats):
         p.slider.value = (i * 37) % 101
     rows["TrajectoryPlayer(points, 2000) frame"] = p.latencies
+    from .recipes import load_pretrained
+    from .text_widgets import TextNoisingExplorer, UnmaskingPlayer
+
+    t = TextNoisingExplorer()
+    t.latencies.clear()
+    for i in range(repeats):
+        t.slider.value = (i * 37 % 101) / 100
+    rows["TextNoisingExplorer slider"] = t.latencies
+    model, process, tok, _ = load_pretrained("stories-mdlm")
+    u = UnmaskingPlayer(model, process, tok, num_steps=32)
+    u.latencies.clear()
+    for i in range(repeats):
+        u.slider.value = (i * 7) % 33
+    rows["UnmaskingPlayer frame"] = u.latencies
+    u.latencies = []
+    for strategy in ["ancestral (MDLM)", "confidence, blocks of 8", "random order", "confidence (LLaDA)"] * 2:
+        u.strategy.value = strategy
+    rows["UnmaskingPlayer new strategy (runs the sampler, 32 steps)"] = u.latencies
     table = {k: {"median_ms": 1000 * statistics.median(v), "max_ms": 1000 * max(v), "n": len(v)}
              for k, v in rows.items()}
     return {"callbacks": table}
@@ -139,7 +159,63 @@ def bench_notebooks(notebooks_dir: str | Path = "notebooks") -> dict:
     return {"notebooks": rows}
 
 
-BENCHES = {"widgets": bench_widgets, "points": bench_points, "digits": bench_digits, "notebooks": bench_notebooks}
+def _lm_block(name, model, process, grammar, tok, test_ids, n: int, train_s: float | None) -> dict:
+    from . import lm_eval
+
+    L = test_ids.shape[1]
+    lik = lm_eval.likelihood(name, model, process, grammar, test_ids)
+    row = {"train_s": train_s, "likelihood": lik.as_dict(), "samples": {}}
+    if isinstance(process, Autoregressive):
+        configs = {"autoregressive": {}}
+    else:
+        configs = {f"{s} K={K}": {"num_steps": K, "strategy": s} for s in ("ancestral", "confidence")
+                   for K in (L // 8, L // 4, L // 2, L)}
+        configs[f"random K={L}"] = {"num_steps": L, "strategy": "random"}
+        configs[f"confidence, blocks of 8, K={L}"] = {"num_steps": L, "strategy": "confidence", "block_length": 8}
+    for label, kw in configs.items():
+        t0 = time.perf_counter()
+        rep = lm_eval.sample_quality(grammar, tok, model, process, n=n, length=L, seed=1, **kw)
+        row["samples"][label] = {**rep.as_dict(), "sample_s": time.perf_counter() - t0}
+        print(f"  {name} {label}: {rep}", flush=True)
+    kw = {} if isinstance(process, Autoregressive) else {"num_steps": L, "strategy": "confidence"}
+    row["ms_per_sample"] = {f"batch {b}": lm_eval.ms_per_sample(model, process, b, L, **kw) for b in (1, 64)}
+    if isinstance(process, MaskedDiffusion):
+        traj = process.sample(model, 1, L, 2 * L, cache=True, generator=torch.Generator().manual_seed(0))
+        traj.run()
+        row["cache"] = {"num_steps": 2 * L, "batch": 1, "network_calls": traj.network_calls,
+                        "calls_saved": traj.calls_saved}
+    return row
+
+
+def bench_lm(n: int = 500, live_seconds: float = 90.0) -> dict:
+    """MDLM against the autoregressive model on the story grammar, two ways:
+
+    - "shipped": the checkpoints lesson 04 samples from (the same recipe for both: data, model, batch,
+      steps and learning rate);
+    - "live": both trained from scratch for the same wall-clock budget (``live_seconds``) here.
+    Likelihood on the 2,000 test stories; samples: ``n`` per configuration.
+    """
+    from .recipes import load_pretrained, story_data, train_text_recipe
+
+    grammar, tok, test_ids = story_data(split="test")
+    out = {"entropy": grammar.entropy(), "length": test_ids.shape[1], "n_samples": n, "shipped": {}, "live": {}}
+    for name in ("stories-mdlm", "stories-ar"):
+        model, process, _, meta = load_pretrained(name)
+        out["shipped"][name] = _lm_block(name, model, process, grammar, tok, test_ids, n, meta.get("train_s"))
+        out["shipped"][name]["recipe"] = meta.get("recipe")
+    _, _, train_ids = story_data(stories=100_000)
+    for name in ("stories-mdlm-live", "stories-ar-live"):
+        t0 = time.perf_counter()
+        model, process, history = train_text_recipe(name, progress=False, data=train_ids, max_seconds=live_seconds,
+                                                    steps=100_000)
+        train_s = time.perf_counter() - t0
+        out["live"][name] = _lm_block(name, model, process, grammar, tok, test_ids, n, train_s)
+        out["live"][name]["steps"] = len(history)
+    return out
+
+
+BENCHES = {"widgets": bench_widgets, "points": bench_points, "digits": bench_digits, "notebooks": bench_notebooks,
+           "lm": bench_lm}
 
 
 def run(names: list[str], out: Path = RESULTS) -> list[Path]:
@@ -177,6 +253,23 @@ def write_markdown(out: Path = RESULTS) -> Path:
                       "| sampler | confidence / real | smallest class share | sampling s |", "|---|---:|---:|---:|"]
             lines += [f"| {k} | {v['relative_confidence']:.3f} | {v['min_share']:.3f} | {v['sample_s']:.1f} |"
                       for k, v in r["samplers"].items()]
+        elif r["benchmark"] == "lm":
+            lines += [f"Story grammar: entropy H = {r['entropy']:.3f} nats per story; sequences of {r['length']} "
+                      f"tokens; {r['n_samples']} samples per row. Excess = NELBO (or NLL) - H.", ""]
+            for block in ("shipped", "live"):
+                lines += [f"### {block}", "", "| model | train s | nats/story | excess | ratio to H | ms/sample b=1 "
+                          "| ms/sample b=64 |", "|---|---:|---:|---:|---:|---:|---:|"]
+                for name, m in r[block].items():
+                    lk, ms = m["likelihood"], m["ms_per_sample"]
+                    lines.append(f"| {name} | {m['train_s'] or 0:.0f} | {lk['nats_per_story']:.3f} | "
+                                 f"{lk['excess']:.3f} | {lk['ratio']:.4f} | {ms['batch 1']:.1f} | "
+                                 f"{ms['batch 64']:.2f} |")
+                lines += ["", "| model | sampler | valid | oracle NLL of valid | distinct |",
+                          "|---|---|---:|---:|---:|"]
+                for name, m in r[block].items():
+                    lines += [f"| {name} | {k} | {v['valid']:.1%} | {v['oracle_nll']:.2f} | {v['distinct']:.1%} |"
+                              for k, v in m["samples"].items()]
+                lines.append("")
         elif r["benchmark"] == "notebooks":
             lines += ["| notebook | seconds |", "|---|---:|"]
             lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in r["notebooks"].items()]

@@ -10,6 +10,10 @@
 - ``DigitsJudge``: a fixed logistic regression trained on the real training digits. Generated
   digits are scored by its mean confidence (max class probability), relative to its confidence
   on held-out real digits, and by each class's share of the samples.
+- Text, against the story grammar (an exact oracle): ``likelihood_report`` puts a model's NLL or
+  NELBO per story next to the entropy (the excess, NELBO - H, bounds KL(data || model) from above);
+  ``story_report`` measures samples: the share that are valid stories (with the reasons for the
+  rest), the mean oracle NLL -log p(story) of the valid ones, and the share of distinct stories.
 """
 
 from __future__ import annotations
@@ -92,3 +96,97 @@ class DigitsJudge:
         conf = float(p.max(axis=1).mean())
         shares = np.bincount(p.argmax(axis=1), minlength=10) / len(p)
         return JudgeReport(conf, self.real_confidence, conf / self.real_confidence, shares.tolist())
+
+
+@dataclass
+class LikelihoodReport:
+    """A model's NLL (or NELBO) per story beside the true entropy H of the stories."""
+
+    name: str
+    nats: float          # mean NLL or NELBO per story
+    entropy: float       # H, the floor no model can beat in expectation
+    length: int = 32     # tokens per sequence, for the per-token figure
+
+    @property
+    def excess(self) -> float:
+        """nats - H >= KL(data || model): how much the model still misses, in nats per story."""
+        return self.nats - self.entropy
+
+    @property
+    def ratio(self) -> float:
+        return self.nats / self.entropy
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "nats_per_story": self.nats, "nats_per_token": self.nats / self.length,
+                "entropy": self.entropy, "excess": self.excess, "ratio": self.ratio}
+
+    def __str__(self) -> str:
+        return (f"{self.name}: {self.nats:.2f} nats/story (H = {self.entropy:.2f}), excess {self.excess:+.2f}, "
+                f"ratio {self.ratio:.3f}")
+
+
+def likelihood_report(name: str, nats_per_story, entropy: float, length: int = 32) -> LikelihoodReport:
+    """``nats_per_story``: a float or a tensor of per-story values (their mean is used)."""
+    nats = float(torch.as_tensor(nats_per_story, dtype=torch.float64).mean())
+    return LikelihoodReport(name, nats, float(entropy), length)
+
+
+@dataclass
+class StoryReport:
+    """What a batch of generated stories looks like to the grammar."""
+
+    n: int
+    valid: float                 # share of samples that the grammar can produce
+    reasons: dict                # why the others were rejected: reason -> count, most common first
+    oracle_nll: float            # mean -log p(story) of the valid samples (nan if none)
+    distinct: float              # share of distinct samples
+    examples: list
+
+    def as_dict(self) -> dict:
+        return {"n": self.n, "valid": self.valid, "oracle_nll": self.oracle_nll, "distinct": self.distinct,
+                "reasons": self.reasons}
+
+    def __str__(self) -> str:
+        top = "; ".join(f"{c} x {r}" for r, c in list(self.reasons.items())[:3])
+        return (f"{self.valid:.1%} valid of {self.n}, oracle NLL of the valid {self.oracle_nll:.2f} nats, "
+                f"{self.distinct:.1%} distinct" + (f" | rejected: {top}" if top else ""))
+
+
+def decode_stories(tokenizer, ids: torch.Tensor) -> list[str]:
+    """Token ids (N, L) to text, keeping the padding honest: trailing [PAD] ends the story, but a [PAD]
+    *inside* a story stays visible as "[PAD]" (and makes it invalid), as does a leftover [MASK]."""
+    check_tensor("ids", ids, floating=False)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must have shape (N, L), got {tuple(ids.shape)}")
+    out = []
+    for row in ids.tolist():
+        end = len(row)
+        while end > 0 and row[end - 1] == tokenizer.pad_id:
+            end -= 1
+        out.append(tokenizer.decode(row[:end], skip_pad=False) if end else "")
+    return out
+
+
+def story_report(grammar, samples, tokenizer=None, examples: int = 3) -> StoryReport:
+    """Validity, reasons, oracle NLL and diversity of ``samples``: strings, or ids (N, L) with ``tokenizer``."""
+    from collections import Counter
+
+    if isinstance(samples, torch.Tensor):
+        if tokenizer is None:
+            raise ValueError("samples are token ids: pass the tokenizer that made them")
+        samples = decode_stories(tokenizer, samples)
+    if not isinstance(samples, (list, tuple)) or not samples:
+        raise ValueError("samples must be a non-empty list of stories or an (N, L) tensor of ids")
+    reasons: Counter = Counter()
+    nll = []
+    for s in samples:
+        ok, why = grammar.is_valid(s, explain=True)
+        if ok:
+            nll.append(-grammar.log_prob(s))
+        else:
+            reasons[why] += 1
+    n = len(samples)
+    bad = [s for s in samples if not grammar.is_valid(s)][:examples]
+    return StoryReport(n=n, valid=len(nll) / n, reasons=dict(reasons.most_common()),
+                       oracle_nll=float(np.mean(nll)) if nll else float("nan"),
+                       distinct=len(set(samples)) / n, examples=bad)

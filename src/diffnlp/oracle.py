@@ -89,3 +89,95 @@ def bayes_posterior_1d(diffusion: GaussianDiffusion, x_t: float, x0: float, time
     w = torch.softmax(log_prior + log_lik, dim=0)
     mean = float((w * grid).sum())
     return mean, float((w * (grid - mean) ** 2).sum())
+
+
+class TokenPosteriorDenoiser(nn.Module):
+    """The exact token denoiser for a small joint distribution p over sequences: for each masked
+    position it returns the true posterior of the clean token given the visible ones,
+
+        p(x^i = v | z) = sum_{x consistent with z, x^i = v} p(x) / sum_{x consistent with z} p(x),
+
+    as logits (log-probabilities; -inf where impossible) of shape (B, L, V). ``sequences`` (N, L) are the
+    support, ``probs`` (N,) their probabilities, ``vocab_size`` V includes the mask id. Not
+    time-conditioned: masked diffusion's optimal denoiser does not depend on t.
+    """
+
+    config = type("Config", (), {"time_conditioning": False})()
+
+    def __init__(self, sequences, probs, vocab_size: int, mask_id: int):
+        super().__init__()
+        seqs = torch.as_tensor(sequences, dtype=torch.long)
+        p = torch.as_tensor(probs, dtype=torch.float64)
+        if seqs.ndim != 2 or p.shape != (seqs.shape[0],):
+            raise ValueError(f"sequences must be (N, L) and probs (N,); got {tuple(seqs.shape)} and {tuple(p.shape)}")
+        if abs(float(p.sum()) - 1) > 1e-9 or (p < 0).any():
+            raise ValueError(f"probs must be non-negative and sum to 1 (sum = {float(p.sum())})")
+        if (seqs == mask_id).any() or seqs.max() >= vocab_size:
+            raise ValueError(f"sequences must use ids below vocab_size={vocab_size} other than mask_id={mask_id}")
+        self.sequences, self.probs, self.vocab_size, self.mask_id = seqs, p, vocab_size, mask_id
+
+    def posterior(self, z: torch.Tensor) -> torch.Tensor:
+        """p(x^i = v | z) for every position, float64 (B, L, V)."""
+        z = z.cpu()
+        visible = z != self.mask_id                                                  # (B, L)
+        agree = (self.sequences[None] == z[:, None]) | ~visible[:, None]             # (B, N, L)
+        w = self.probs[None] * agree.all(-1)                                         # p(x) [x consistent with z]
+        w = w / w.sum(-1, keepdim=True)
+        onehot = nn.functional.one_hot(self.sequences, self.vocab_size).double()    # (N, L, V)
+        return torch.einsum("bn,nlv->blv", w, onehot)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.log(self.posterior(z)).to(z.device)
+
+
+def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str, num_steps: int) -> torch.Tensor:
+    """The exact output distribution of a masked-diffusion sampler driven by ``oracle``, over
+    ``oracle.sequences`` (float64, (N,)), by propagating probabilities through its Markov chain over
+    partially masked states (no sampling). Small problems only: V^L states.
+
+    - "ancestral": from t = 1 - k/K to s = 1 - (k+1)/K each masked position is revealed with
+      probability r = process.reveal_probability(t, s), independently, from its own posterior;
+    - "random" / "confidence" (num_steps = L, one token per step): reveal one masked position, chosen
+      uniformly, or the one whose drawn token is the most probable (all drawn independently).
+    """
+    import itertools
+
+    seqs = [tuple(s) for s in oracle.sequences.tolist()]
+    L = len(seqs[0])
+    M = oracle.mask_id
+    if strategy in ("random", "confidence") and num_steps != L:
+        raise ValueError(f"strategy={strategy!r} is computed for one token per step: num_steps must be L={L}")
+    states = {(M,) * L: 1.0}
+    for k in range(num_steps):
+        post = oracle.posterior(torch.tensor(list(states), dtype=torch.long))        # (S, L, V)
+        nxt: dict = {}
+        for (state, ps), c in zip(states.items(), post.tolist()):
+            masked = [i for i in range(L) if state[i] == M]
+            if strategy == "ancestral":
+                t = torch.tensor(1 - k / num_steps, dtype=torch.float64)
+                s = torch.tensor(1 - (k + 1) / num_steps, dtype=torch.float64)
+                r = float(process.reveal_probability(t, s))
+                moves = []
+                for reveal in itertools.product((False, True), repeat=len(masked)):
+                    chosen = [i for i, b in zip(masked, reveal) if b]
+                    pr = math.prod(r if b else 1 - r for b in reveal)
+                    for vals in itertools.product(range(oracle.vocab_size), repeat=len(chosen)):
+                        moves.append((dict(zip(chosen, vals)), pr * math.prod(c[i][v] for i, v in zip(chosen, vals))))
+            else:
+                moves = []
+                for vals in itertools.product(range(oracle.vocab_size), repeat=len(masked)):
+                    q = math.prod(c[i][v] for i, v in zip(masked, vals))
+                    if q == 0:
+                        continue
+                    if strategy == "random":
+                        moves += [({i: v}, q / len(masked)) for i, v in zip(masked, vals)]
+                    else:
+                        j = max(range(len(masked)), key=lambda j: c[masked[j]][vals[j]])
+                        moves.append(({masked[j]: vals[j]}, q))
+            for change, q in moves:
+                if q == 0:
+                    continue
+                ns = tuple(change.get(i, x) for i, x in enumerate(state))
+                nxt[ns] = nxt.get(ns, 0.0) + ps * q
+        states = nxt
+    return torch.tensor([states.get(s, 0.0) for s in seqs], dtype=torch.float64)

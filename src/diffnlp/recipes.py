@@ -8,6 +8,7 @@ Each recipe fits the lesson's CPU budget on a 2-core machine (measured by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -46,6 +47,124 @@ RECIPES = {
     "digits": Recipe("digits", "digits", {"arch": "mlp", "hidden": 512, "depth": 3}, steps=4400, batch_size=128,
                      lr=2e-3),
 }
+
+
+@dataclass(frozen=True)
+class TextRecipe:
+    """A language model on the story grammar: "mdlm" (masked diffusion) or "ar" (autoregressive),
+    the same Transformer, data, batch, steps and learning rate for both."""
+
+    name: str
+    kind: str                        # "mdlm" or "ar"
+    model: dict = field(default_factory=lambda: {"d_model": 128, "n_layers": 4, "n_heads": 4})
+    length: int = 32                 # tokens per sequence (stories are padded with [PAD])
+    stories: int = 300_000           # training stories: the first draws of the grammar's "train" split
+    steps: int = 7500
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup: int = 200
+    ema_decay: float | None = 0.998
+    weighting: str = "token"         # MDLM training weight (see MaskedDiffusion.loss); the NELBO is reported
+    seed: int = 0
+    max_seconds: float | None = None  # a wall-clock budget instead of a step count (live demos)
+
+    def describe(self) -> str:
+        d = asdict(self)
+        return ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")
+
+
+TEXT_RECIPES = {
+    # the checkpoints lesson 04 samples from (src/diffnlp/pretrained/), under 14 min each on 2 CPU cores
+    # (a wall-clock budget of 810 s of training, at most 12,000 steps: about 7,000 steps on 2 cores)
+    "stories-mdlm": TextRecipe("stories-mdlm", "mdlm", steps=12_000, max_seconds=810.0),
+    "stories-ar": TextRecipe("stories-ar", "ar", steps=12_000, max_seconds=810.0),
+    # lesson 04's live demonstration: the same number of steps for both, about 80 s each on 2 cores
+    # (``python -m diffnlp bench lm`` trains them for an equal wall-clock budget instead)
+    "stories-mdlm-live": TextRecipe("stories-mdlm-live", "mdlm", stories=100_000, steps=800, ema_decay=None),
+    "stories-ar-live": TextRecipe("stories-ar-live", "ar", stories=100_000, steps=800, ema_decay=None),
+}
+
+
+def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
+    """(grammar, tokenizer, ids): a split of the story grammar encoded as (N, length) token ids."""
+    from .data.stories import StoryGrammar
+
+    grammar = StoryGrammar()
+    tok = grammar.tokenizer()
+    texts = grammar.split(split, stories) if split == "train" else grammar.split(split)
+    return grammar, tok, tok.encode_batch(texts, length)
+
+
+def build_text_model(recipe: TextRecipe, vocab_size: int):
+    """The recipe's Transformer (causal for "ar"), and its process (MaskedDiffusion or Autoregressive)."""
+    from .autoregressive import Autoregressive
+    from .data.text import MASK_ID
+    from .discrete import MaskedDiffusion
+    from .nn import Transformer
+
+    check_choice("kind", recipe.kind, ("mdlm", "ar"))
+    model = Transformer(vocab_size=vocab_size, max_len=recipe.length, causal=recipe.kind == "ar", **recipe.model)
+    process = MaskedDiffusion("loglinear", mask_id=MASK_ID) if recipe.kind == "mdlm" else Autoregressive(MASK_ID)
+    return model, process
+
+
+def train_text_recipe(name: str, progress: bool = True, device=None, data: torch.Tensor | None = None,
+                      **overrides):
+    """Train a text recipe from scratch; return ``(model, process, history)``. ``overrides`` change
+    recipe fields (e.g. ``max_seconds=30``); ``data`` replaces the recipe's training ids."""
+    from dataclasses import replace
+
+    check_choice("recipe", name, TEXT_RECIPES)
+    r = replace(TEXT_RECIPES[name], **overrides)
+    if data is None:
+        _, tok, data = story_data(r.length, r.stories)
+        vocab = tok.vocab_size
+    else:
+        from .data.stories import StoryGrammar
+
+        vocab = StoryGrammar().tokenizer().vocab_size
+    seed_everything(r.seed)
+    model, process = build_text_model(r, vocab)
+    if r.kind == "mdlm":
+        def loss(m, x, g):
+            return process.loss(m, x, generator=g, weighting=r.weighting).mean()
+    else:
+        def loss(m, x, g):
+            return process.loss(m, x).mean()
+    history = fit(model, loss, data, steps=r.steps, batch_size=r.batch_size, lr=r.lr, warmup=r.warmup,
+                  ema_decay=r.ema_decay, seed=r.seed, progress=progress, device=device, desc=f"{name}",
+                  max_seconds=r.max_seconds)
+    return model, process, history
+
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
+    """A text checkpoint records its vocabulary; it must be the tokenizer's, token for token."""
+    vocab = meta.get("vocab")
+    if vocab != tokenizer.vocab:
+        if vocab is None:
+            raise ValueError(f"{where} records no vocabulary, so its token ids cannot be trusted")
+        diff = next((i for i, (a, b) in enumerate(zip(vocab, tokenizer.vocab)) if a != b),
+                    min(len(vocab), len(tokenizer.vocab)))
+        raise ValueError(f"{where} was trained with a different vocabulary ({len(vocab)} tokens) than the "
+                         f"tokenizer's ({tokenizer.vocab_size}); they first differ at id {diff}")
+
+
+def load_pretrained(name: str, path: str | Path | None = None):
+    """A shipped text checkpoint: ``(model, process, tokenizer, meta)``. ``name`` is "stories-mdlm" or
+    "stories-ar" (made by ``python -m diffnlp train --recipe NAME``); ``path`` loads another file
+    trained by that recipe instead."""
+    from .data.stories import StoryGrammar
+    from .train import load_checkpoint
+
+    check_choice("name", name, ("stories-mdlm", "stories-ar"))
+    model, meta = load_checkpoint(path or PRETRAINED_DIR / name)
+    tok = StoryGrammar().tokenizer()
+    check_vocab(meta, tok, f"checkpoint {str(path or PRETRAINED_DIR / name)!r}")
+    _, process = build_text_model(TEXT_RECIPES[name], tok.vocab_size)
+    return model, process, tok, meta
 
 
 def training_data(recipe: Recipe) -> torch.Tensor:

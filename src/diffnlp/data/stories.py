@@ -1,13 +1,15 @@
 """The story grammar: the course's embedded corpus, and an exact oracle for it.
 
-A story is three or four sentences about one character, one object and one place:
+A story is four sentences about one character, one object and one place:
 
-    mia found a red kite in the park . she played with it all day . mia was happy .
-    leo loses his old map at the beach . he looks for the map again . he searches for it for hours . he is sad .
+    mia found a red kite at the park . she sang about the kite all day .
+        she laughed about it all night . she was happy .
+    leo loses a brown map at the beach . he worries about the map all week .
+        he asks about it all morning . he is very sad .
 
-Each story is drawn by a fixed sequence of choices (name, tense and plot, adjective, object, place,
-one or two middle sentences, the ending). Different choices always give different word sequences,
-so a story's probability is the product of the probabilities of its choices, and
+Each story is drawn by a fixed sequence of choices (name, tense and plot, adjective, object, place, the
+verbs and times of the two middle sentences, the ending). Different choices always give different word
+sequences, so a story's probability is the product of the probabilities of its choices, and
 
 - ``log_prob(story)`` is exact (and -inf for anything the grammar cannot produce);
 - ``entropy()`` is exact: H = E[sum over choice points of the entropy of that choice];
@@ -15,13 +17,18 @@ so a story's probability is the product of the probabilities of its choices, and
 
 The long-range structure a model has to learn, and that a bigram model cannot see:
 
-- agreement: the pronouns (she/he, her/his) follow the character's name, sentences apart;
-- a consistent object: "the kite" later is the object the first sentence introduced;
-- the plot decides the middle and the ending: found -> played with it -> happy,
-  lost -> looked for it -> sad;
-- one tense for the whole story: found/played/was or finds/plays/is.
+- agreement: every pronoun (she/he) follows the character's name, sentences later;
+- a consistent object: "the kite" in the second sentence is the object the first one introduced;
+- the plot decides the middle and the ending: found -> sang about the kite -> happy,
+  lost -> cried about the kite -> sad;
+- one tense for the whole story: found/sang/was or finds/sings/is.
 
-``StoryGrammar.small()`` is a configuration with a few hundred stories, small enough to enumerate.
+Every slot has a fixed length, so a story has 28 tokens, or 29 with the optional "very" of the ending.
+Multi-word phrases have one free word each ("VERB about", "all TIME"), and every place takes "at the".
+So the coupled choices are the long-range ones above, not neighbouring words: a masked model that
+reveals several tokens at once fails only where the lesson wants it to.
+
+``StoryGrammar.small()`` is a configuration with 128 stories, small enough to enumerate.
 """
 
 from __future__ import annotations
@@ -43,11 +50,11 @@ def _zipf(n: int) -> tuple[float, ...]:
     return tuple(x / s for x in w)
 
 
-# (past, present) forms of each verb phrase of a middle sentence, by plot
-FOUND_ACTIONS = (("played with", "plays with"), ("looked at", "looks at"), ("cleaned", "cleans"),
-                 ("carried", "carries"), ("hugged", "hugs"), ("showed everyone", "shows everyone"))
-LOST_ACTIONS = (("looked for", "looks for"), ("searched for", "searches for"), ("asked about", "asks about"),
-                ("thought about", "thinks about"), ("cried about", "cries about"), ("waited for", "waits for"))
+# (past, present) forms of each middle-sentence verb (followed by "about"), by plot
+FOUND_ACTIONS = (("sang", "sings"), ("talked", "talks"), ("laughed", "laughs"), ("dreamed", "dreams"),
+                 ("bragged", "brags"), ("wrote", "writes"))
+LOST_ACTIONS = (("cried", "cries"), ("worried", "worries"), ("asked", "asks"), ("thought", "thinks"),
+                ("wondered", "wonders"), ("fretted", "frets"))
 
 
 @dataclass(frozen=True)
@@ -60,25 +67,19 @@ class GrammarConfig:
     boys: tuple[str, ...] = ("leo", "sam", "max", "ben", "tom", "jack", "finn", "noah", "eli", "owen", "luke",
                              "adam", "theo", "ryan", "omar", "paul", "alex", "carl", "dan", "ezra", "felix",
                              "hugo", "ian", "jonah", "kai", "liam", "milo", "nico", "oscar", "rex")
-    adjectives: tuple[str, ...] = ("red", "blue", "little", "big", "green", "old", "shiny", "new", "yellow",
+    adjectives: tuple[str, ...] = ("red", "blue", "little", "big", "green", "brown", "shiny", "new", "yellow",
                                    "soft", "pink", "tiny", "purple", "striped", "golden", "funny")
     objects: tuple[str, ...] = ("kite", "ball", "book", "hat", "toy", "boat", "shell", "key", "coin", "drum",
                                 "bell", "cup", "box", "map", "robot", "teddy", "scarf", "whistle", "marble",
                                 "feather", "crayon", "ribbon", "sticker", "puzzle")
-    # place -> preposition
-    places: tuple[tuple[str, str], ...] = (("park", "in"), ("garden", "in"), ("beach", "at"), ("forest", "in"),
-                                           ("yard", "in"), ("lake", "at"), ("kitchen", "in"), ("library", "in"),
-                                           ("zoo", "at"), ("market", "at"), ("farm", "at"), ("field", "in"),
-                                           ("bus", "on"), ("hill", "on"), ("station", "at"), ("attic", "in"))
+    places: tuple[str, ...] = ("park", "beach", "zoo", "lake", "farm", "market", "library", "station", "pool",
+                               "fair", "school", "museum", "playground", "river", "harbor", "bakery")
     found_actions: tuple[tuple[str, str], ...] = FOUND_ACTIONS
     lost_actions: tuple[tuple[str, str], ...] = LOST_ACTIONS
-    times: tuple[str, ...] = ("all day", "again", "for hours", "every day", "after lunch", "before bed",
-                              "with a friend", "at night")
+    times: tuple[str, ...] = ("day", "night", "week", "morning", "evening", "summer", "winter", "year")  # "all X"
     happy: tuple[str, ...] = ("happy", "glad", "proud", "excited")
     sad: tuple[str, ...] = ("sad", "upset", "lonely", "worried")
-    p_two_middles: float = 0.5      # probability of a second middle sentence
-    p_it: float = 0.5               # probability a middle sentence says "it" rather than "the OBJECT"
-    p_name_in_ending: float = 0.5   # probability the ending names the character rather than "she"/"he"
+    p_very: float = 0.15            # probability the ending says "very" (the only change of length)
 
     @cached_property
     def weights(self) -> dict[str, tuple[float, ...]]:
@@ -90,8 +91,8 @@ class GrammarConfig:
 
 
 SMALL = GrammarConfig(girls=("mia",), boys=("leo",), adjectives=("red",), objects=("kite", "ball"),
-                      places=(("park", "in"),), found_actions=FOUND_ACTIONS[:1], lost_actions=LOST_ACTIONS[:1],
-                      times=("all day", "again"), happy=("happy",), sad=("sad",))
+                      places=("park",), found_actions=FOUND_ACTIONS[:1], lost_actions=LOST_ACTIONS[:1],
+                      times=("day", "night"), happy=("happy",), sad=("sad",))
 
 TENSES = ("past", "present")
 PLOTS = ("found", "lost")
@@ -114,6 +115,32 @@ class _Derivation:
 Choose = Callable[[str, Sequence, Sequence[float], bool], int]
 
 
+class _Replay:
+    """A ``choose`` for walking the derivation: replay the choice indices of ``prefix``, then take option 0
+    and queue the prefixes of the other options in ``branches``. Unless ``branch_on_all``, only structural
+    choices branch; the others always take option 0. ``path`` records (probs, index, branched)."""
+
+    def __init__(self, prefix: list[int], branch_on_all: bool):
+        self.prefix, self.branch_on_all = prefix, branch_on_all
+        self.taken: list[int] = []
+        self.branches: list[list[int]] = []
+        self.path: list[tuple[Sequence[float], int, bool]] = []
+
+    def __call__(self, key: str, options: Sequence, probs: Sequence[float], structural: bool) -> int:
+        if not (self.branch_on_all or structural):
+            self.path.append((probs, 0, False))
+            return 0
+        depth = len(self.taken)
+        if depth < len(self.prefix):
+            i = self.prefix[depth]
+        else:
+            i = 0
+            self.branches.extend(self.taken + [j] for j in range(1, len(probs)))
+        self.taken.append(i)
+        self.path.append((probs, i, True))
+        return i
+
+
 class StoryGrammar:
     """The probabilistic story grammar. ``StoryGrammar()`` is the course corpus; ``StoryGrammar.small()``
     is enumerable.
@@ -124,7 +151,7 @@ class StoryGrammar:
     (True, True)
     """
 
-    SPLITS = {"train": (100_000, 1), "validation": (2_000, 2), "test": (2_000, 3)}
+    SPLITS = {"train": (1_000_000, 1), "validation": (2_000, 2), "test": (2_000, 3)}
 
     def __init__(self, config: GrammarConfig | None = None):
         self.config = config or GrammarConfig()
@@ -133,12 +160,11 @@ class StoryGrammar:
         if len(self._gender) != len(c.girls) + len(c.boys):
             raise ValueError("config: a name is listed twice")
         self._names = c.girls + c.boys
-        self._place_prep = dict(c.places)
-        self._splits: dict[str, list[str]] = {}
+        self._splits: dict[tuple[str, int], list[str]] = {}
 
     @classmethod
     def small(cls) -> StoryGrammar:
-        """A configuration with 2 names, 2 objects, 1 place, ...: its few hundred stories can be enumerated."""
+        """A configuration with 2 names, 2 objects, 1 place, ...: its 128 stories can be enumerated."""
         return cls(SMALL)
 
     # ------------------------------------------------------------------ the derivation
@@ -146,29 +172,26 @@ class StoryGrammar:
         """The generative story: every random choice goes through ``choose(key, options, probs, structural)``.
 
         ``structural`` marks the choices that change later *distributions* (not just later words):
-        tense and plot, and the number of middle sentences. ``entropy()`` branches on those only.
+        tense and plot. ``entropy()`` branches on those only.
         """
         c, w = self.config, self.config.weights
         name = self._names[choose("name", self._names, w["name"], False)]
-        pron, poss = ("she", "her") if self._gender[name] == "she" else ("he", "his")
+        pron = self._gender[name]
         tense, plot = [(t, p) for t in TENSES for p in PLOTS][choose("tense_plot", range(4), (0.25,) * 4, True)]
         ti = TENSES.index(tense)
         adj = c.adjectives[choose("adjective", c.adjectives, w["adjective"], False)]
         obj = c.objects[choose("object", c.objects, w["object"], False)]
-        place, prep = c.places[choose("place", c.places, w["place"], False)]
-        words = [name, S1_VERBS[tense, plot], "a" if plot == "found" else poss, adj, obj, prep, "the", place, "."]
-        n_middle = 1 + choose("n_middle", (1, 2), (1 - c.p_two_middles, c.p_two_middles), True)
+        place = c.places[choose("place", c.places, w["place"], False)]
+        words = [name, S1_VERBS[tense, plot], "a", adj, obj, "at", "the", place, "."]
         actions = c.found_actions if plot == "found" else c.lost_actions
-        for _ in range(n_middle):
-            action = actions[choose("action", actions, w[f"{plot}_action"], False)][ti]
-            ref = ["it"] if choose("it", (True, False), (c.p_it, 1 - c.p_it), False) == 0 else ["the", obj]
+        for ref in (["the", obj], ["it"]):
+            verb = actions[choose("action", actions, w[f"{plot}_action"], False)][ti]
             time = c.times[choose("time", c.times, w["time"], False)]
-            words += [pron, *action.split(), *ref, *time.split(), "."]
-        subject = name if choose("ending_subject", (True, False), (c.p_name_in_ending, 1 - c.p_name_in_ending),
-                                 False) == 0 else pron
+            words += [pron, verb, "about", *ref, "all", time, "."]
+        very = ["very"] if choose("very", (True, False), (c.p_very, 1 - c.p_very), False) == 0 else []
         feelings = c.happy if plot == "found" else c.sad
         feeling = feelings[choose("feeling", feelings, w["happy" if plot == "found" else "sad"], False)]
-        return words + [subject, ("was", "is")[ti], feeling, "."]
+        return words + [pron, ("was", "is")[ti], *very, feeling, "."]
 
     # ------------------------------------------------------------------ sampling
     def sample_with_log_prob(self, n: int, seed: int = 0) -> list[tuple[str, float]]:
@@ -198,77 +221,50 @@ class StoryGrammar:
         """``n`` stories, deterministic given ``seed``."""
         return [s for s, _ in self.sample_with_log_prob(n, seed)]
 
-    def split(self, name: str) -> list[str]:
-        """The fixed splits: "train" (100,000 draws with seed 1, minus any story that is also in
-        "validation" or "test"), "validation" (2,000, seed 2) and "test" (2,000, seed 3)."""
+    def split(self, name: str, n: int | None = None) -> list[str]:
+        """The fixed splits: "train" (up to 1,000,000 draws with seed 1, minus any story that is also in
+        "validation" or "test"), "validation" (2,000, seed 2) and "test" (2,000, seed 3).
+        ``n`` takes the first ``n`` draws of the split (the same stories whatever ``n``)."""
         check_choice("split", name, self.SPLITS)
-        if name not in self._splits:
-            n, seed = self.SPLITS[name]
+        size, seed = self.SPLITS[name]
+        n = size if n is None else check_int("n", n, low=1, high=size)
+        key = (name, n)
+        if key not in self._splits:
             stories = self.sample(n, seed)
             if name == "train":
                 held_out = set(self.split("validation")) | set(self.split("test"))
                 stories = [s for s in stories if s not in held_out]
-            self._splits[name] = stories
-        return list(self._splits[name])
+            self._splits[key] = stories
+        return list(self._splits[key])
+
+    def _paths(self, branch_on_all: bool) -> Iterator[tuple[list[str], list[tuple[Sequence[float], int, bool]]]]:
+        """Walk the derivation depth first: yield (words, [(probs, chosen index, branched)]) for every path.
+        With ``branch_on_all`` every choice branches (all stories); otherwise only the structural ones do,
+        and the other choices take their first option."""
+        stack: list[list[int]] = [[]]
+        while stack:
+            replay = _Replay(stack.pop(), branch_on_all)
+            words = self._derive(replay)
+            stack.extend(replay.branches)
+            yield words, replay.path
 
     def enumerate(self, limit: int = 1_000_000) -> Iterator[tuple[str, float]]:
         """Every story with its log-probability, by walking every branch of the derivation.
         Only for small configurations: raises ValueError once more than ``limit`` are produced."""
-        count = 0
-        stack: list[list[int]] = [[]]
-        while stack:
-            prefix = stack.pop()
-            depth, log_p = 0, 0.0
-            branches: list[list[int]] = []
-
-            def choose(key, options, probs, structural):
-                nonlocal depth, log_p
-                if depth < len(prefix):
-                    i = prefix[depth]
-                else:
-                    i = 0
-                    branches.extend(prefix + [j] for j in range(1, len(probs)))
-                    prefix.append(0)
-                depth += 1
-                log_p += math.log(probs[i])
-                return i
-
-            words = self._derive(choose)
-            stack.extend(branches)
-            count += 1
+        for count, (words, path) in enumerate(self._paths(branch_on_all=True), start=1):
             if count > limit:
                 raise ValueError(f"the grammar has more than limit={limit} stories; enumerate a small one")
-            yield " ".join(words), log_p
+            yield " ".join(words), sum(math.log(probs[i]) for probs, i, _ in path)
 
     # ------------------------------------------------------------------ exact quantities
     def entropy(self) -> float:
         """The exact entropy in nats per story, H = E[sum_k H(choice_k)], since distinct choices give distinct
         stories. Branches on the structural choices and adds the entropy of every other choice point."""
         total = 0.0
-        stack: list[list[int]] = [[]]
-        while stack:
-            prefix = stack.pop()
-            depth, weight, h = 0, 1.0, 0.0
-            branches: list[list[int]] = []
-
-            def choose(key, options, probs, structural):
-                nonlocal depth, weight, h
-                if not structural:
-                    h += -sum(p * math.log(p) for p in probs if p > 0)
-                    return 0
-                if depth < len(prefix):
-                    i = prefix[depth]
-                else:
-                    i = 0
-                    branches.extend(prefix + [j] for j in range(1, len(probs)))
-                    prefix.append(0)
-                depth += 1
-                weight *= probs[i]
-                h += -math.log(probs[i])  # contributes E[-log p] = H of this structural choice
-                return i
-
-            self._derive(choose)
-            stack.extend(branches)
+        for _, path in self._paths(branch_on_all=False):
+            weight = math.prod(probs[i] for probs, i, branched in path if branched)
+            h = sum(-math.log(probs[i]) if branched else -sum(p * math.log(p) for p in probs if p > 0)
+                    for probs, i, branched in path)
             total += weight * h
         return total
 
@@ -276,24 +272,19 @@ class StoryGrammar:
     def vocab(self) -> list[str]:
         """Every word and punctuation token a story can contain, in a fixed order."""
         c = self.config
-        words = list(self._names) + ["found", "finds", "lost", "loses", "a", "her", "his", "she", "he", "it",
-                                     "the", "was", "is", "."]
-        words += list(c.adjectives) + list(c.objects) + [p for p, _ in c.places] + [q for _, q in c.places]
+        words = list(self._names) + ["found", "finds", "lost", "loses", "a", "at", "the", "she", "he", "about",
+                                     "it", "all", "was", "is", "very", "."]
+        words += list(c.adjectives) + list(c.objects) + list(c.places)
         for pair in c.found_actions + c.lost_actions:
-            for phrase in pair:
-                words += phrase.split()
-        for t in c.times:
-            words += t.split()
+            words += list(pair)
+        words += list(c.times)
         words += list(c.happy) + list(c.sad)
         return list(dict.fromkeys(words))
 
     @property
     def max_tokens(self) -> int:
-        """The length in tokens of the longest story."""
-        c = self.config
-        middle = 1 + max(len(a.split()) for pair in c.found_actions + c.lost_actions for a in pair) + 2 + \
-            max(len(t.split()) for t in c.times) + 1
-        return 9 + 2 * middle + 4
+        """The length in tokens of the longest story: 9 + 8 + 7 + 5."""
+        return 29
 
     def tokenizer(self):
         """The word-level tokenizer of this grammar: ``[PAD]``, ``[MASK]``, then ``vocab``."""
@@ -323,31 +314,31 @@ class StoryGrammar:
             if x == ".":
                 sentences.append(cur[:-1])
                 cur = []
-        if len(sentences) not in (3, 4):
-            raise InvalidStory(f"a story has 3 or 4 sentences; this one has {len(sentences)}")
+        if len(sentences) != 4:
+            raise InvalidStory(f"a story has 4 sentences; this one has {len(sentences)}")
+        for k, sentence in enumerate(sentences, start=1):
+            if not sentence:
+                raise InvalidStory(f"sentence {k} is empty")
 
         def take(key: str, value, options: Sequence, probs: Sequence[float]):
             d.choices[key] = value
             d.log_prob += math.log(probs[list(options).index(value)])
 
-        # sentence 1: NAME found a ADJ OBJECT PREP the PLACE
+        # sentence 1: NAME found|finds|lost|loses a ADJECTIVE OBJECT at the PLACE
         s = sentences[0]
         if len(s) != 8 or s[0] not in self._gender:
-            raise InvalidStory("sentence 1 must be 'NAME found|finds|lost|loses a|her|his ADJECTIVE OBJECT "
-                               "in|at|on the PLACE'")
+            raise InvalidStory("sentence 1 must be 'NAME found|finds|lost|loses a ADJECTIVE OBJECT at the PLACE'")
         name = s[0]
         take("name", name, self._names, w["name"])
-        pron, poss = ("she", "her") if self._gender[name] == "she" else ("he", "his")
+        pron = self._gender[name]
         verb = {v: k for k, v in S1_VERBS.items()}.get(s[1])
         if verb is None:
             raise InvalidStory(f"sentence 1's verb must be found, finds, lost or loses, not {s[1]!r}")
         tense, plot = verb
         ti = TENSES.index(tense)
         take("tense_plot", (tense, plot), list(S1_VERBS), (0.25,) * 4)
-        det = "a" if plot == "found" else poss
-        if s[2] != det:
-            why = f"{name} is a {'girl' if pron == 'she' else 'boy'}" if plot == "lost" else "a found thing is 'a'"
-            raise InvalidStory(f"sentence 1 says {s[2]!r} where it needs {det!r} ({why})")
+        if s[2] != "a" or s[5:7] != ["at", "the"]:
+            raise InvalidStory("sentence 1 must be 'NAME found|finds|lost|loses a ADJECTIVE OBJECT at the PLACE'")
         if s[3] not in c.adjectives:
             raise InvalidStory(f"{s[3]!r} is not an adjective of the grammar")
         take("adjective", s[3], c.adjectives, w["adjective"])
@@ -355,65 +346,51 @@ class StoryGrammar:
             raise InvalidStory(f"{s[4]!r} is not an object of the grammar")
         obj = s[4]
         take("object", obj, c.objects, w["object"])
-        place = s[7]
-        if place not in self._place_prep or s[6] != "the":
-            raise InvalidStory("sentence 1 must end with 'in|at|on the PLACE'")
-        if s[5] != self._place_prep[place]:
-            raise InvalidStory(f"one is {self._place_prep[place]!r} the {place}, not {s[5]!r} the {place}")
-        take("place", (place, s[5]), c.places, w["place"])
+        if s[7] not in c.places:
+            raise InvalidStory(f"{s[7]!r} is not a place of the grammar")
+        take("place", s[7], c.places, w["place"])
 
-        # middle sentences: PRON ACTION it|the OBJECT TIME
-        n_middle = len(sentences) - 2
-        take("n_middle", n_middle, (1, 2), (1 - c.p_two_middles, c.p_two_middles))
+        # middle sentences: PRON VERB about the OBJECT all TIME, then PRON VERB about it all TIME
         actions = c.found_actions if plot == "found" else c.lost_actions
         other = c.lost_actions if plot == "found" else c.found_actions
-        for k, s in enumerate(sentences[1:-1], start=2):
+        for k, (s, ref) in enumerate(zip(sentences[1:3], (["the", obj], ["it"])), start=2):
+            shape = f"'{pron} VERB about {' '.join(ref)} all TIME'"
+            if len(s) != 5 + len(ref) or s[2] != "about" or s[-2] != "all":
+                raise InvalidStory(f"sentence {k} must be {shape}")
             if s[0] != pron:
                 raise InvalidStory(f"sentence {k} begins with {s[0]!r}, but {name} is {pron!r}")
-            rest = " ".join(s[1:]) + " "
-            match = [a for a in actions if rest.startswith(a[ti] + " ")]
+            match = [a for a in actions if a[ti] == s[1]]
             if not match:
-                if any(rest.startswith(a[1 - ti] + " ") for a in actions):
+                if any(a[1 - ti] == s[1] for a in actions):
                     raise InvalidStory(f"sentence {k} changes the tense: the story began in the {tense} "
                                        f"('{S1_VERBS[tense, plot]}')")
-                if any(rest.startswith(a[j] + " ") for a in other for j in (0, 1)):
-                    raise InvalidStory(f"sentence {k}'s action does not follow the plot: {name} {plot} the {obj}")
-                raise InvalidStory(f"sentence {k} has no action of the grammar after {pron!r}")
-            action = max(match, key=lambda a: len(a[ti]))
-            take("action", action, actions, w[f"{plot}_action"])
-            rest = rest[len(action[ti]) + 1:].split()
-            if rest[:1] == ["it"]:
-                take("it", True, (True, False), (c.p_it, 1 - c.p_it))
-                rest = rest[1:]
-            elif rest[:1] == ["the"] and len(rest) > 1:
-                if rest[1] != obj:
-                    raise InvalidStory(f"sentence {k} refers to 'the {rest[1]}' but the object is the {obj}")
-                take("it", False, (True, False), (c.p_it, 1 - c.p_it))
-                rest = rest[2:]
-            else:
-                raise InvalidStory(f"sentence {k} must refer to the object as 'it' or 'the {obj}'")
-            time = " ".join(rest)
-            if time not in c.times:
-                raise InvalidStory(f"sentence {k} ends with {time!r}, which is not a time phrase of the grammar")
-            take("time", time, c.times, w["time"])
+                if any(s[1] in a for a in other):
+                    raise InvalidStory(f"sentence {k}'s verb {s[1]!r} does not follow the plot: {name} {plot} "
+                                       f"the {obj}")
+                raise InvalidStory(f"sentence {k} has no verb of the grammar after {pron!r}")
+            take("action", match[0], actions, w[f"{plot}_action"])
+            if s[3:3 + len(ref)] != ref:
+                if ref[0] == "the" and s[3] == "the":
+                    raise InvalidStory(f"sentence {k} refers to 'the {s[4]}' but the object is the {obj}")
+                raise InvalidStory(f"sentence {k} must be {shape}")
+            if s[-1] not in c.times:
+                raise InvalidStory(f"sentence {k} ends with 'all {s[-1]}', which is not a time of the grammar")
+            take("time", s[-1], c.times, w["time"])
 
-        # the ending: NAME|PRON was|is FEELING
+        # the ending: PRON was|is [very] FEELING
         s = sentences[-1]
-        if len(s) != 3:
-            raise InvalidStory("the last sentence must be 'NAME|PRONOUN was|is FEELING'")
-        if s[0] == name:
-            take("ending_subject", True, (True, False), (c.p_name_in_ending, 1 - c.p_name_in_ending))
-        elif s[0] == pron:
-            take("ending_subject", False, (True, False), (c.p_name_in_ending, 1 - c.p_name_in_ending))
-        else:
-            raise InvalidStory(f"the ending is about {s[0]!r}, but the story is about {name} ({pron})")
+        if len(s) not in (3, 4) or (len(s) == 4 and s[2] != "very"):
+            raise InvalidStory("the last sentence must be 'PRONOUN was|is [very] FEELING'")
+        if s[0] != pron:
+            raise InvalidStory(f"the ending is about {s[0]!r}, but {name} is {pron!r}")
         if s[1] != ("was", "is")[ti]:
             raise InvalidStory(f"the ending changes the tense: the story is in the {tense}")
+        take("very", len(s) == 4, (True, False), (c.p_very, 1 - c.p_very))
         feelings = c.happy if plot == "found" else c.sad
-        if s[2] not in feelings:
-            raise InvalidStory(f"{name} {plot} the {obj}, so the ending cannot be {s[2]!r} "
+        if s[-1] not in feelings:
+            raise InvalidStory(f"{name} {plot} the {obj}, so the ending cannot be {s[-1]!r} "
                                f"(one of {', '.join(feelings)})")
-        take("feeling", s[2], feelings, w["happy" if plot == "found" else "sad"])
+        take("feeling", s[-1], feelings, w["happy" if plot == "found" else "sad"])
         return d
 
     def log_prob(self, story: str) -> float:

@@ -168,8 +168,8 @@ class _Tokenizer:
             if len(ids) > length:
                 raise ValueError(f"texts[{i}] has {len(ids)} tokens, more than length={length}: a sequence longer "
                                  "than the model; shorten the text or raise length")
-            rows.append(ids)
-        return pad_batch(rows, length, self.pad_id)
+            rows.append(ids + [self.pad_id] * (length - len(ids)))
+        return torch.tensor(rows, dtype=torch.long)  # the ids come from encode: no need to check them again
 
     def decode_batch(self, ids_2d, skip_pad: bool = True) -> list[str]:
         """A 2-D LongTensor (N, L) or a list of id lists back to N strings."""

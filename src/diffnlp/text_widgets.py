@@ -1,0 +1,306 @@
+"""Widgets for text: tokens are shown as coloured chips in an ``ipywidgets.HTML`` (no figure to draw,
+so a callback costs a few milliseconds).
+
+- ``TextNoisingExplorer``: type a sentence or draw a story, slide t, and watch the absorbing-mask or
+  the uniform-replacement process corrupt it. Each token has one fixed uniform u_i and one fixed random
+  replacement r_i, so as t grows the corruption only accumulates: token i is noised when
+  u_i < 1 - alpha(t).
+- ``UnmaskingPlayer``: a story appearing step by step under a chosen sampler (ancestral, confidence,
+  random, confidence in blocks); each token is coloured by the step that decided it.
+
+Both have ``strip()``: a static matplotlib picture of a few frames for readers on the web.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ._checks import check_choice, check_float, check_int
+from .discrete import MaskedDiffusion, decision_steps
+from .plotting import CORAL, INK
+from .schedules import mask_alpha
+
+PROCESSES = ("mask", "uniform")
+MASK_BG, CLEAN_BG, NEW_BG = "#d9d9d9", "#e6eef8", "#ffe08a"
+
+
+def _chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "") -> str:
+    weight = "600" if bold else "400"
+    return (f'<span title="{html.escape(title)}" style="display:inline-block;margin:2px 2px;padding:1px 5px;'
+            f'border-radius:4px;background:{bg};color:{fg};font-family:monospace;font-size:13px;'
+            f'font-weight:{weight}">{html.escape(text)}</span>')
+
+
+def _order_colors(n: int) -> list[str]:
+    """n colours from early (dark blue) to late (light orange): the order in which tokens were decided."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["plasma"]
+    return [matplotlib.colors.to_hex(cmap(0.15 + 0.7 * i / max(1, n - 1))) for i in range(n)]
+
+
+class TextNoisingExplorer:
+    """Slide t in [0, 1] and watch a sentence being noised.
+
+    ``text``: a sentence in the tokenizer's vocabulary (default: a story drawn from ``grammar``);
+    ``process``: "mask" (absorbing: a token becomes [MASK]) or "uniform" (a token is replaced by a
+    random word); ``schedule``: the masking schedule alpha(t).
+    """
+
+    def __init__(self, grammar=None, text: str | None = None, process: str = "mask", schedule: str = "loglinear",
+                 t: float = 0.5, seed: int = 0):
+        import ipywidgets as W
+
+        from .data.stories import StoryGrammar
+
+        self.grammar = grammar or StoryGrammar()
+        self.tokenizer = self.grammar.tokenizer()
+        check_choice("process", process, PROCESSES)
+        self.schedule = check_choice("schedule", schedule, ("loglinear", "cosine"))
+        t = check_float("t", t, 0.0, 1.0)
+        self.seed = check_int("seed", seed)
+        self.latencies: list[float] = []
+        if text is None:
+            text = self.grammar.sample(1, seed=self.seed)[0]
+        self.ids = self.tokenizer.encode(text)                       # clear errors for bad text
+        self._draw_noise()
+
+        self.text = W.Text(value=text, description="sentence", layout=W.Layout(width="95%"))
+        self.new = W.Button(description="draw a story", icon="random")
+        self.process = W.ToggleButtons(options=[("absorbing [MASK]", "mask"), ("uniform replacement", "uniform")],
+                                       value=process)
+        self.slider = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t", readout_format=".2f",
+                                    continuous_update=True, layout=W.Layout(width="60%"))
+        self.html = W.HTML()
+        self.status = W.HTML()
+        self.slider.observe(self._on_change, names="value")
+        self.process.observe(self._on_change, names="value")
+        self.text.observe(self._on_text, names="value")
+        self.new.on_click(self._on_new)
+        self.widget = W.VBox([W.HBox([self.text]), W.HBox([self.new, self.process]), self.slider, self.html,
+                              self.status])
+        self.widget.add_class("diffnlp-text-noising-explorer")
+        self._update()
+
+    def _draw_noise(self):
+        g = torch.Generator().manual_seed(self.seed)
+        n = len(self.ids)
+        self.u = torch.rand(n, generator=g)                                    # one uniform per token
+        words = torch.arange(2, self.tokenizer.vocab_size)                    # never a special token
+        self.replacement = words[torch.randint(0, len(words), (n,), generator=g)]
+
+    def noised(self, t: float | None = None, process: str | None = None) -> list[int]:
+        """The noised token ids at time t: token i is corrupted when u_i < 1 - alpha(t)."""
+        t = self.slider.value if t is None else check_float("t", t, 0.0, 1.0)
+        process = self.process.value if process is None else check_choice("process", process, PROCESSES)
+        alpha = float(mask_alpha(self.schedule, torch.tensor(t, dtype=torch.float64)))
+        hit = (self.u < 1 - alpha).tolist()
+        other = self.tokenizer.mask_id if process == "mask" else None
+        return [(other if other is not None else int(r)) if h else i
+                for i, h, r in zip(self.ids, hit, self.replacement.tolist())]
+
+    def render(self, t: float | None = None, process: str | None = None) -> str:
+        noised = self.noised(t, process)
+        chips = []
+        for orig, now in zip(self.ids, noised):
+            word = self.tokenizer.vocab[now]
+            if now == orig:
+                chips.append(_chip(word, CLEAN_BG, INK, title="clean"))
+            elif now == self.tokenizer.mask_id:
+                chips.append(_chip("[MASK]", MASK_BG, "#555", title=f"was {self.tokenizer.vocab[orig]!r}"))
+            else:
+                chips.append(_chip(word, "#fbd3cb", CORAL, bold=True, title=f"was {self.tokenizer.vocab[orig]!r}"))
+        return "<div style='line-height:2.0'>" + "".join(chips) + "</div>"
+
+    def _update(self, started: float | None = None):
+        started = time.perf_counter() if started is None else started
+        t = self.slider.value
+        alpha = float(mask_alpha(self.schedule, torch.tensor(t, dtype=torch.float64)))
+        self.html.value = self.render()
+        noised = self.noised()
+        frac = sum(a != b for a, b in zip(noised, self.ids)) / len(self.ids)
+        self.status.value = (f"<span style='font-family:monospace'>t = {t:.2f} &nbsp; alpha(t) = {alpha:.3f} "
+                             f"(chance a token is clean) &nbsp; corrupted: {frac:.0%} of {len(self.ids)} tokens</span>")
+        self.latencies.append(time.perf_counter() - started)
+
+    def _on_change(self, change):
+        self._update(time.perf_counter())
+
+    def _on_text(self, change):
+        try:
+            self.ids = self.tokenizer.encode(change["new"])
+        except (TypeError, ValueError) as exc:
+            self.status.value = f"<span style='color:{CORAL}'>{html.escape(str(exc))}</span>"
+            return
+        self._draw_noise()
+        self._update(time.perf_counter())
+
+    def _on_new(self, _=None):
+        self.seed += 1
+        self.text.value = self.grammar.sample(1, seed=self.seed)[0]      # triggers _on_text
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def strip(self, times: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), process: str | None = None):
+        """A static figure: the sentence at a few times, one row each."""
+        rows = []
+        for t in times:
+            noised = self.noised(t, process)
+            rows.append([(self.tokenizer.vocab[n], "clean" if n == o else ("mask" if n == self.tokenizer.mask_id
+                                                                           else "replaced"))
+                         for o, n in zip(self.ids, noised)])
+        return token_strip(rows, [f"t = {t:.2f}" for t in times])
+
+
+def _is_dark(color: str) -> bool:
+    import matplotlib
+
+    r, g, b = matplotlib.colors.to_rgb(color)
+    return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+
+
+def token_strip(rows: Sequence[Sequence[tuple[str, str]]], labels: Sequence[str], colors: dict | None = None,
+                title: str | None = None, fontsize: float = 8.5):
+    """Rows of (token, kind) drawn as coloured chips in a monospace font, one row per frame. ``kind`` is
+    "clean", "mask", "replaced", "new" or any matplotlib colour; masks are drawn as "___"."""
+    import matplotlib.pyplot as plt
+
+    colors = {"clean": CLEAN_BG, "mask": MASK_BG, "replaced": "#fbd3cb", "new": NEW_BG, **(colors or {})}
+    rows = [[("___" if tok == "[MASK]" else tok, kind) for tok, kind in row] for row in rows]
+    label_w = max(len(lab) for lab in labels) + 2
+    width = label_w + max(sum(len(tok) + 1.1 for tok, _ in row) for row in rows)
+    char_in = 0.6 * fontsize / 72                     # the width of one monospace character, in inches
+    fig = plt.figure(figsize=(width * char_in + 0.2, 0.3 * len(rows) + (0.45 if title else 0.15)))
+    ax = fig.add_axes((0.1 / (width * char_in + 0.2), 0, 1 - 0.2 / (width * char_in + 0.2),
+                       1 - (0.4 if title else 0.1) / (0.3 * len(rows) + (0.45 if title else 0.15))))
+    ax.set_xlim(0, width)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.axis("off")
+    for r, (row, label) in enumerate(zip(rows, labels)):
+        ax.text(label_w - 1.5, r, label, ha="right", va="center", fontsize=fontsize, color="#444")
+        x = label_w
+        for tok, kind in row:
+            bg = colors.get(kind, kind)
+            ax.text(x, r, tok, va="center", ha="left", family="monospace", fontsize=fontsize,
+                    color="white" if _is_dark(bg) else "#222",
+                    bbox=dict(boxstyle="round,pad=0.18", fc=bg, ec="none"))
+            x += len(tok) + 1.1
+    if title:
+        fig.suptitle(title, fontsize=fontsize + 1, x=0.01, ha="left", y=0.99)
+    return fig
+
+
+STRATEGY_CHOICES = {"ancestral (MDLM)": ("ancestral", None), "confidence (LLaDA)": ("confidence", None),
+                    "random order": ("random", None), "confidence, blocks of 8": ("confidence", 8)}
+
+
+class UnmaskingPlayer:
+    """Watch a masked diffusion model write a story: a Play button and a slider over the sampler's steps.
+
+    Decided tokens are coloured by the step that decided them (dark = early, light = late); the tokens
+    revealed in the current step are outlined in yellow. Choose the strategy and the number of steps;
+    "new sample" draws another story.
+    """
+
+    def __init__(self, model, process: MaskedDiffusion, tokenizer, length: int = 32, num_steps: int = 32,
+                 strategy: str = "confidence (LLaDA)", seed: int = 0, interval_ms: int = 250):
+        import ipywidgets as W
+
+        if not isinstance(process, MaskedDiffusion):
+            raise TypeError(f"process must be a MaskedDiffusion, got {type(process).__name__}")
+        check_choice("strategy", strategy, STRATEGY_CHOICES)
+        self.model, self.process, self.tokenizer = model, process, tokenizer
+        self.length = check_int("length", length, low=1)
+        self.seed = check_int("seed", seed)
+        self.latencies: list[float] = []
+        self.strategy = W.Dropdown(options=list(STRATEGY_CHOICES), value=strategy, description="strategy")
+        self.steps = W.Dropdown(options=[4, 8, 16, 32, 64], value=check_int("num_steps", num_steps, low=1),
+                                description="steps")
+        self.new = W.Button(description="new sample", icon="random")
+        self.play = W.Play(value=0, min=0, max=1, step=1, interval=interval_ms, description="play")
+        self.slider = W.IntSlider(value=0, min=0, max=1, step=1, description="step")
+        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.html = W.HTML()
+        self.slider.observe(lambda c: self._update(time.perf_counter()), names="value")
+        self.strategy.observe(lambda c: self.resample(), names="value")
+        self.steps.observe(lambda c: self.resample(), names="value")
+        self.new.on_click(self._on_new)
+        self.widget = W.VBox([W.HBox([self.strategy, self.steps, self.new]), W.HBox([self.play, self.slider]),
+                              self.html])
+        self.widget.add_class("diffnlp-unmasking-player")
+        self.resample()
+
+    def resample(self):
+        """Run the chosen sampler once (one story) and show its first frame."""
+        started = time.perf_counter()
+        strategy, block = STRATEGY_CHOICES[self.strategy.value]
+        K = self.steps.value
+        if block is not None:
+            K = max(K, self.length // block)
+        traj = self.process.sample(self.model, 1, self.length, K, strategy=strategy, block_length=block,
+                                   generator=torch.Generator().manual_seed(self.seed))
+        self.states = [s[0].cpu() for s in traj]
+        self.decided = decision_steps([s[None] for s in self.states], self.process.mask_id)[0]
+        self.slider.max = self.play.max = len(self.states) - 1
+        self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
+        self._update(started)
+
+    def _on_new(self, _=None):
+        self.seed += 1
+        self.resample()
+
+    def frame(self, i: int) -> list[tuple[str, str]]:
+        """Frame i as (token, colour) pairs; the colour encodes when the token was decided."""
+        i = check_int("i", i, 0, len(self.states) - 1)
+        colors = _order_colors(len(self.states))
+        out = []
+        for pos, tok in enumerate(self.states[i].tolist()):
+            if tok == self.process.mask_id:
+                out.append(("[MASK]", MASK_BG))
+            else:
+                step = int(self.decided[pos])
+                word = self.tokenizer.vocab[tok]
+                out.append((word, NEW_BG if step == i and i > 0 else colors[step]))
+        return out
+
+    def _update(self, started: float | None = None):
+        started = time.perf_counter() if started is None else started
+        i = self.slider.value
+        chips = []
+        for pos, (word, bg) in enumerate(self.frame(i)):
+            step = int(self.decided[pos])
+            dark = bg not in (MASK_BG, NEW_BG) and step < 0.55 * len(self.states)
+            chips.append(_chip(word, bg, "#fff" if dark else "#222", bold=bg == NEW_BG,
+                               title=f"position {pos}, decided at step {step}"))
+        done = int((self.states[i] != self.process.mask_id).sum())
+        self.html.value = (f"<div style='font-family:monospace;font-size:12px;color:#444'>step {i} of "
+                           f"{len(self.states) - 1}: {done} of {self.length} tokens decided</div>"
+                           f"<div style='line-height:2.0'>{''.join(chips)}</div>")
+        self.latencies.append(time.perf_counter() - started)
+
+    def story(self) -> str:
+        """The finished story, decoded (trailing [PAD] removed)."""
+        from .metrics import decode_stories
+
+        return decode_stories(self.tokenizer, self.states[-1][None])[0]
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def strip(self, n: int = 6):
+        """A static figure of ``n`` evenly spaced frames, with the same colours."""
+        idx = np.unique(np.linspace(0, len(self.states) - 1, n).round().astype(int))
+        rows = [self.frame(int(i)) for i in idx]
+        return token_strip(rows, [f"step {int(i)}" for i in idx], colors={},
+                           title=f"{self.strategy.value}, {len(self.states) - 1} steps "
+                                 "(colour: dark = decided early, light = late; yellow = just decided)")

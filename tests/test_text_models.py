@@ -1,0 +1,169 @@
+"""Shipped text checkpoints: their headline metrics recomputed from the files; the recipes' plumbing;
+the text widgets driven from Python; the lesson-04 exercises; bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from diffnlp import MaskedDiffusion, lm_eval
+from diffnlp.data.stories import StoryGrammar
+from diffnlp.exercises import (
+    check_mask_weights,
+    check_reveal_probability,
+    reference_mask_weights,
+    reference_reveal_probability,
+)
+from diffnlp.metrics import decode_stories, story_report
+from diffnlp.nn import Transformer
+from diffnlp.recipes import PRETRAINED_DIR, load_pretrained, story_data, train_text_recipe
+from diffnlp.train import save_checkpoint
+
+G = StoryGrammar()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return {name: load_pretrained(name) for name in ("stories-mdlm", "stories-ar")}
+
+
+@pytest.fixture(scope="module")
+def test_ids():
+    return story_data(split="test")[2]
+
+
+def test_shipped_checkpoints_are_small():
+    sizes = [p.stat().st_size for p in PRETRAINED_DIR.glob("*.safetensors")]
+    assert len(sizes) == 2 and max(sizes) <= 5e6 and sum(sizes) <= 25e6
+
+
+@pytest.mark.slow
+def test_shipped_headline_metrics(shipped, test_ids):
+    """The figures the README and the closing note report, recomputed from the files (smaller n)."""
+    H = G.entropy()
+    mdlm, mdlm_p, tok, _ = shipped["stories-mdlm"]
+    ar, ar_p, _, _ = shipped["stories-ar"]
+    ids = test_ids[:500]
+    mdlm_excess = lm_eval.nats_per_story(mdlm, mdlm_p, ids, n_samples=32).mean().item() - H
+    ar_excess = lm_eval.nats_per_story(ar, ar_p, ids).mean().item() - H
+    assert ar_excess < 1.0
+    assert mdlm_excess <= ar_excess + 0.5 + 0.1          # 0.1: the Monte-Carlo error of 500 x 32 samples
+    conf = lm_eval.sample_quality(G, tok, mdlm, mdlm_p, n=300, seed=1, strategy="confidence", num_steps=32)
+    anc = lm_eval.sample_quality(G, tok, mdlm, mdlm_p, n=300, seed=1, strategy="ancestral", num_steps=32)
+    assert conf.valid >= 0.93 and anc.valid >= 0.75        # README: >= 95 % and >= 80 % at n = 500
+    assert conf.distinct > 0.9 and anc.distinct > 0.9
+
+
+def test_checkpoint_with_a_different_vocabulary_is_refused(tmp_path):
+    model = Transformer(vocab_size=G.tokenizer().vocab_size, max_len=32)
+    save_checkpoint(tmp_path / "m", model, {"vocab": list(reversed(G.tokenizer().vocab))})
+    with pytest.raises(ValueError, match="different vocabulary"):
+        load_pretrained("stories-mdlm", path=tmp_path / "m")
+    save_checkpoint(tmp_path / "n", model, {})
+    with pytest.raises(ValueError, match="no vocabulary"):
+        load_pretrained("stories-mdlm", path=tmp_path / "n")
+
+
+def test_checkpoint_meta_records_the_recipe():
+    meta = json.loads((PRETRAINED_DIR / "stories-mdlm.json").read_text())["meta"]
+    assert "steps=" in meta["recipe"] and meta["train_s"] > 0 and meta["vocab"] == G.tokenizer().vocab
+
+
+def test_live_recipe_trains_for_its_wall_clock_budget():
+    _, tok, ids = story_data(stories=2000)
+    model, process, history = train_text_recipe("stories-ar-live", data=ids, max_seconds=2.0, progress=False)
+    assert 0 < len(history) < 800
+    assert process.nll(model, ids[:8]).shape == (8,)
+
+
+def test_story_report_and_padding_inside_a_story():
+    tok = G.tokenizer()
+    good = G.sample(3, seed=0)
+    ids = tok.encode_batch(good, 32)
+    ids[2, 3] = tok.pad_id                                       # a [PAD] inside the third story
+    stories = decode_stories(tok, ids)
+    assert stories[:2] == good[:2] and "[PAD]" in stories[2]
+    rep = story_report(G, ids, tok)
+    assert rep.valid == pytest.approx(2 / 3) and rep.distinct == 1.0
+    assert abs(rep.oracle_nll + (G.log_prob(good[0]) + G.log_prob(good[1])) / 2) < 1e-9
+    assert "not a word" in next(iter(rep.reasons))
+
+
+def test_text_noising_explorer_from_python():
+    from diffnlp.text_widgets import TextNoisingExplorer
+
+    e = TextNoisingExplorer(G, text="mia found a red kite in the park .", t=0.0)
+    assert e.noised() == e.ids
+    e.slider.value = 1.0
+    assert all(i == e.tokenizer.mask_id for i in e.noised())
+    e.process.value = "uniform"
+    assert all(i >= 2 for i in e.noised()) and "[MASK]" not in e.html.value
+    masked_half = sum(i == e.tokenizer.mask_id for i in e.noised(0.5, "mask"))
+    assert masked_half <= sum(i == e.tokenizer.mask_id for i in e.noised(0.9, "mask"))   # monotone in t
+    e.text.value = "mia found a dragon ."
+    assert "unknown word" in e.status.value
+    with pytest.raises(ValueError, match="unknown word"):
+        TextNoisingExplorer(G, text="a dragon")
+    with pytest.raises(ValueError, match="text is empty"):
+        TextNoisingExplorer(G, text="  ")
+
+
+def test_unmasking_player_from_python():
+    from diffnlp.text_widgets import UnmaskingPlayer
+
+    tok = G.tokenizer()
+    torch.manual_seed(0)
+    model = Transformer(vocab_size=tok.vocab_size, max_len=32).eval()
+    p = UnmaskingPlayer(model, MaskedDiffusion(mask_id=tok.mask_id), tok, num_steps=8)
+    assert p.slider.max == 8 and all(w == "[MASK]" for w, _ in p.frame(0))
+    assert all(w != "[MASK]" for w, _ in p.frame(8))
+    p.strategy.value = "confidence, blocks of 8"
+    assert p.slider.max == 8 and (p.decided[:8].max() < p.decided[8:16].min())
+    p.slider.value = 4
+    assert "step 4 of 8" in p.html.value
+    with pytest.raises(TypeError, match="MaskedDiffusion"):
+        UnmaskingPlayer(model, "mdlm", tok)
+
+
+def test_lesson_04_exercises():
+    assert check_reveal_probability(reference_reveal_probability).correct
+    assert check_reveal_probability(lambda a_t, a_s: a_s - a_t).status == "incorrect"
+    assert check_reveal_probability(None).status == "not attempted"
+    assert check_mask_weights(reference_mask_weights).correct
+    assert check_mask_weights(lambda L: torch.full((L,), 1.0 / L)).status == "incorrect"
+
+    def stub(L):
+        raise NotImplementedError
+
+    assert check_mask_weights(stub).status == "not attempted"
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: G.tokenizer().encode(""), "empty"),
+    (lambda: G.tokenizer().encode("mia found a unicorn"), "unknown word 'unicorn'"),
+    (lambda: G.tokenizer().encode_batch([" ".join(["mia"] * 40)], 32), "longer than the model"),
+    (lambda: MaskedDiffusion().add_noise(torch.zeros(2, 4, dtype=torch.long), torch.tensor([0.0, 0.5])), r"\(0, 1\]"),
+    (lambda: MaskedDiffusion().add_noise(torch.zeros(2, 4, dtype=torch.long), torch.tensor([0.5, 1.5])), r"\(0, 1\]"),
+    (lambda: MaskedDiffusion().add_noise(torch.zeros(2, 4, dtype=torch.long), torch.tensor([0.5])), "shape"),
+    (lambda: MaskedDiffusion().add_noise(torch.zeros(2, 4), torch.tensor([0.5, 0.5])), "integer"),
+    (lambda: MaskedDiffusion(schedule="linear"), "schedule"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 8, 4, strategy="greedy"), "strategy"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 8, 4, block_length=3), "divide"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 8, 1, block_length=4), "blocks"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 8, 4, strategy="confidence",
+                                      cache=True), "ancestral"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8, time_conditioning=True), 2, 8, 4,
+                                      cache=True), "time conditioning"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 8, 4,
+                                      fixed=torch.zeros(3, dtype=torch.long)), "fixed"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 8, 4, temperature=-1.0),
+     "temperature"),
+    (lambda: MaskedDiffusion().sample(Transformer(vocab_size=5, max_len=8), 2, 12, 4).run(), "longer than the model"),
+    (lambda: MaskedDiffusion().exact_nelbo(None, torch.zeros(1, 20, dtype=torch.long)), "too long"),
+    (lambda: load_pretrained("stories-gpt"), "name"),
+])
+def test_bad_text_inputs(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
