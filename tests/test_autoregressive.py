@@ -24,6 +24,9 @@ def test_cached_and_uncached_logits_agree():
     cache = KVCache()
     parts = [model(x[:, :4], cache=cache)] + [model(x[:, i:i + 1], cache=cache) for i in range(4, 16)]
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+    cache = KVCache()                                            # chunks after a past: the masked branch
+    parts = [model(x[:, a:b], cache=cache) for a, b in ((0, 4), (4, 9), (9, 16))]
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
 
 
 def test_cached_and_uncached_sampling_give_the_same_tokens():

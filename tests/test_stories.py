@@ -119,6 +119,27 @@ def test_the_example_is_valid_and_lengths_are_28_or_29():
     assert {len(s.split()) for s in G.sample(2000, seed=4)} == {28, 29}
 
 
+def test_the_parser_accepts_exactly_the_generated_stories_of_the_small_grammar():
+    small = StoryGrammar.small()
+    language = {s for s, _ in small.enumerate()}
+    rng = random.Random(1)
+    base = sorted(language)
+    words = small.vocab + ["."] * 3
+    accepted = 0
+    for _ in range(4000):
+        w = rng.choice(base).split()
+        for _ in range(rng.randint(1, 2)):
+            j = rng.randrange(len(w))
+            w[j] = rng.choice(words)
+        story = " ".join(w)
+        if small.is_valid(story):
+            accepted += 1
+            assert story in language, story
+    assert accepted > 50                                   # some corruptions land on other valid stories
+    assert small.is_valid(base[0]) and not small.is_valid(base[0] + " ")
+    assert not small.is_valid(base[0].replace(" ", "  ", 1))
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError, match="story"):
         G.is_valid(3)

@@ -70,7 +70,7 @@ class Autoregressive:
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
-        temperature = check_float("temperature", temperature, low=0.0)
+        temperature = check_float("temperature", temperature, low=0.0, high=1e6)
         self._check_model(model)
         max_len = getattr(getattr(model, "config", None), "max_len", length)
         if length > max_len:

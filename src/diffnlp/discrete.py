@@ -1,6 +1,6 @@
 """Token diffusion by masking: MDLM (Sahoo et al., 2024) and the samplers of LLaDA (Nie et al., 2025).
 
-The forward process masks each token independently: at time t in [0, 1] a token is still clean with
+The forward process masks each token independently: at time t in (0, 1] a token is still clean with
 probability alpha(t) and is ``[MASK]`` otherwise,
 
     q(z_t^i | x^i) = alpha(t) [z_t^i = x^i] + (1 - alpha(t)) [z_t^i = MASK].
@@ -118,6 +118,8 @@ class MaskedDiffusion:
             raise ValueError(f"x0 must be token ids of shape (batch, length), got shape {tuple(x0.shape)}")
         if x0.numel() and x0.min() < 0:
             raise ValueError(f"x0 has a negative token id {x0.min().item()}")
+        if (x0 == self.mask_id).any():
+            raise ValueError(f"x0 contains the [MASK] id {self.mask_id}: clean data never does")
         return x0
 
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -138,17 +140,22 @@ class MaskedDiffusion:
     def log_probs(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log p_theta(x | z_t) with the SUBS parameterisation, shape (B, L, V): the [MASK] logit is
         -inf, and an unmasked position keeps its token (log-probability 0 on it, -inf elsewhere)."""
-        logits = _logits(model, z_t, t)
-        if logits.shape[:2] != z_t.shape or logits.shape[-1] <= self.mask_id:
-            raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; expected "
-                             f"({z_t.shape[0]}, {z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
-        logits[..., self.mask_id] = -math.inf
+        logits = self._subs_logits(model, z_t, t)
         logp = torch.log_softmax(logits, dim=-1)
         carry = z_t != self.mask_id
         if carry.any():
             keep = torch.full_like(logp, -math.inf).scatter_(-1, z_t.clamp(max=logp.shape[-1] - 1)[..., None], 0.0)
             logp = torch.where(carry[..., None], keep, logp)
         return logp
+
+    def _subs_logits(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The model's logits with the [MASK] logit set to -inf (out of place: the model's tensor is untouched)."""
+        logits = _logits(model, z_t, t)
+        if logits.shape[:2] != z_t.shape or logits.shape[-1] <= self.mask_id:
+            raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; expected "
+                             f"({z_t.shape[0]}, {z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
+        is_mask = torch.arange(logits.shape[-1], device=logits.device) == self.mask_id
+        return logits.masked_fill(is_mask, -math.inf)
 
     # ------------------------------------------------------------------ the loss
     def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
@@ -167,8 +174,7 @@ class MaskedDiffusion:
         t = self.sample_t(x0.shape[0], generator) if t is None else self._check_t(t, x0.shape[0])
         t = t.to(x0.device)
         z_t = self.add_noise(x0, t, generator)
-        logits = _logits(model, z_t, t)
-        logits[..., self.mask_id] = -math.inf
+        logits = self._subs_logits(model, z_t, t)
         nll = -torch.log_softmax(logits, dim=-1).gather(-1, x0[..., None])[..., 0]    # -log p_theta(x0^i | z_t)
         masked = z_t == self.mask_id
         total = torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
@@ -179,21 +185,34 @@ class MaskedDiffusion:
     @torch.no_grad()
     def nelbo(self, model, x0: torch.Tensor, n_samples: int = 64, generator: torch.Generator | None = None,
               chunk: int = 2048) -> Estimate:
-        """Monte-Carlo NELBO per sequence (nats), from ``n_samples`` stratified times per sequence, with its
-        standard error (computed as if the samples were independent, so it errs on the large side).
-        The t = 1 boundary term, which vanishes as eps -> 0, is left out."""
+        """Monte-Carlo NELBO per sequence (nats) with its standard error, from ``n_samples`` draws each.
+
+        It estimates the full continuous-time NELBO (eps = 0, where no schedule matters; see
+        ``exact_nelbo``), an upper bound on -log p_theta(x). Since the C(L, k) masks of size k weigh
+        1/k in all, the NELBO is L E_k E_M[(1/k) sum_{i in M} -log p_theta(x^i | x outside M)] with
+        k uniform on 1..L (stratified over the draws) and M a uniform mask of k positions: the same
+        expectation as ``loss``, without the 1/t weight that makes single draws heavy-tailed.
+        The standard error is computed as if the draws were independent (stratification only lowers it).
+        """
         x0 = self._check_x0(x0)
         n = check_int("n_samples", n_samples, low=2)
         rows = max(1, chunk // n)
+        L = x0.shape[1]
         means, errs = [], []
         for i in range(0, x0.shape[0], rows):
-            x = x0[i:i + rows]
-            b = x.shape[0]
+            x = x0[i:i + rows].repeat_interleave(n, dim=0)
+            b = x.shape[0] // n
             u = torch.rand(b, 1, generator=generator, dtype=torch.float64)
-            t = (1 - torch.remainder(u + torch.arange(n, dtype=torch.float64) / n, 1.0)).float().reshape(-1)
-            losses = self.loss(model, x.repeat_interleave(n, dim=0), generator, t=t).reshape(b, n)
-            means.append(losses.mean(1))
-            errs.append(losses.std(1) / math.sqrt(n))
+            k = 1 + (torch.remainder(u + torch.arange(n, dtype=torch.float64) / n, 1.0) * L).long().reshape(-1)
+            order = torch.rand(x.shape, generator=generator).argsort(dim=1).argsort(dim=1)   # a random permutation
+            masked = (order < k[:, None]).to(x.device)                                        # k random positions
+            z = torch.where(masked, torch.full_like(x, self.mask_id), x)
+            t = (k.float() / L).to(x.device)                  # the fraction masked: t with alpha(t) = 1 - t
+            nll = -torch.log_softmax(self._subs_logits(model, z, t), -1).gather(-1, x[..., None])[..., 0]
+            draws = (L / k.to(x.device)) * torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
+            draws = draws.reshape(b, n).double().cpu()
+            means.append(draws.mean(1))
+            errs.append(draws.std(1) / math.sqrt(n))
         return Estimate(torch.cat(means), torch.cat(errs))
 
     def mask_weights(self, length: int) -> torch.Tensor:
@@ -234,6 +253,9 @@ class MaskedDiffusion:
         -log p(x) (the average over orders of autoregressive factorisations).
         """
         x0 = self._check_x0(x0)
+        if _is_time_conditioned(model):
+            raise ValueError("exact_nelbo needs a model without time conditioning: the sum over masks assumes the "
+                             "prediction depends on z_t only")
         B, L = x0.shape
         if L > 16:
             raise ValueError(f"exact_nelbo enumerates 2^L masks; length L={L} is too long (at most 16)")
@@ -277,7 +299,10 @@ class MaskedDiffusion:
         length = check_int("length", length, low=1)
         num_steps = check_int("num_steps", num_steps, low=1)
         check_choice("strategy", strategy, STRATEGIES)
-        temperature = check_float("temperature", temperature, low=0.0)
+        temperature = check_float("temperature", temperature, low=0.0, high=1e6)
+        max_len = getattr(getattr(model, "config", None), "max_len", length)
+        if length > max_len:
+            raise ValueError(f"length={length} is longer than the model's max_len={max_len}")
         if block_length is None:
             block_length = length
         block_length = check_int("block_length", block_length, low=1, high=length)
@@ -345,7 +370,8 @@ class MaskedDiffusion:
                     else:
                         score = torch.rand((B, L), generator=generator).to(dev)
                     score = torch.where(masked, score, torch.full_like(score, -math.inf))
-                    rank = score.argsort(dim=1, descending=True).argsort(dim=1)
+                    # ties go to the leftmost position (a stable sort), as in diffnlp.oracle.sampler_distribution
+                    rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
                     reveal = masked & (rank < n_k[:, None])
                 changed = bool(reveal.any())
                 z = torch.where(reveal, x, z)

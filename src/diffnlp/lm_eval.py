@@ -19,8 +19,10 @@ def nats_per_story(model, process, ids: torch.Tensor, n_samples: int = 32, batch
     """Per-story NELBO (masked diffusion, Monte Carlo with ``n_samples`` stratified times) or exact NLL
     (autoregressive), in nats, shape (N,)."""
     gen = torch.Generator().manual_seed(seed)
+    from .discrete import _model_device
+
     out = []
-    dev = next(model.parameters()).device
+    dev = _model_device(model)
     with torch.no_grad():
         for i in range(0, len(ids), batch_size):
             x = ids[i:i + batch_size].to(dev)

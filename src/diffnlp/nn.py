@@ -277,6 +277,12 @@ class Transformer(nn.Module):
         elif not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != c.input_dim:
             raise ValueError(f"x must be vectors of shape (batch, length, {c.input_dim}), got "
                              f"{tuple(getattr(x, 'shape', ()))}")
+        if c.input_dim == 0 and x.numel() and (x.min() < 0 or x.max() >= c.vocab_size):
+            raise ValueError(f"x has token ids from {x.min().item()} to {x.max().item()}; allowed: "
+                             f"0 <= id < vocab_size={c.vocab_size}")
+        if cache is not None and not c.causal:
+            raise ValueError("a KVCache needs a causal Transformer (causal=True): in a bidirectional one the past "
+                             "would have to see the new tokens too")
         start = cache.length if cache is not None else 0
         L = x.shape[1]
         if start + L > c.max_len:
@@ -287,7 +293,7 @@ class Transformer(nn.Module):
                 raise ValueError("this Transformer is time-conditioned: pass t, a float tensor of shape (batch,)")
             if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
                 raise ValueError(f"t must be a tensor of shape ({x.shape[0]},), got {tuple(getattr(t, 'shape', ()))}")
-            h = h + self.time(t * 1000)[:, None, :]  # t in [0, 1] on the same scale as integer timesteps
+            h = h + self.time(t.to(h.device) * 1000)[:, None, :]  # t in [0, 1] on the same scale as integer timesteps
         for i, block in enumerate(self.blocks):
             h = block(h, c.causal, cache, i)
         if cache is not None:

@@ -142,6 +142,10 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
     """
     import itertools
 
+    from ._checks import check_choice, check_int
+
+    check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
+    num_steps = check_int("num_steps", num_steps, low=1)
     seqs = [tuple(s) for s in oracle.sequences.tolist()]
     L = len(seqs[0])
     M = oracle.mask_id
@@ -172,7 +176,8 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
                     if strategy == "random":
                         moves += [({i: v}, q / len(masked)) for i, v in zip(masked, vals)]
                     else:
-                        j = max(range(len(masked)), key=lambda j: c[masked[j]][vals[j]])
+                        # the most probable drawn token; ties go to the leftmost position, as in the sampler
+                        j = max(range(len(masked)), key=lambda j: (c[masked[j]][vals[j]], -j))
                         moves.append(({masked[j]: vals[j]}, q))
             for change, q in moves:
                 if q == 0:

@@ -206,7 +206,7 @@ class UnmaskingPlayer:
     """Watch a masked diffusion model write a story: a Play button and a slider over the sampler's steps.
 
     Decided tokens are coloured by the step that decided them (dark = early, light = late); the tokens
-    revealed in the current step are outlined in yellow. Choose the strategy and the number of steps;
+    revealed in the current step are yellow. Choose the strategy and the number of steps;
     "new sample" draws another story.
     """
 
@@ -222,8 +222,12 @@ class UnmaskingPlayer:
         self.seed = check_int("seed", seed)
         self.latencies: list[float] = []
         self.strategy = W.Dropdown(options=list(STRATEGY_CHOICES), value=strategy, description="strategy")
-        self.steps = W.Dropdown(options=[4, 8, 16, 32, 64], value=check_int("num_steps", num_steps, low=1),
-                                description="steps")
+        num_steps = check_int("num_steps", num_steps, low=1)
+        if num_steps not in (4, 8, 16, 32, 64):
+            raise ValueError(f"num_steps={num_steps} is not offered; choose one of 4, 8, 16, 32, 64")
+        if self.length % 8:
+            raise ValueError(f"length={self.length} must be a multiple of 8 (the player offers blocks of 8)")
+        self.steps = W.Dropdown(options=[4, 8, 16, 32, 64], value=num_steps, description="steps")
         self.new = W.Button(description="new sample", icon="random")
         self.play = W.Play(value=0, min=0, max=1, step=1, interval=interval_ms, description="play")
         self.slider = W.IntSlider(value=0, min=0, max=1, step=1, description="step")

@@ -26,7 +26,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000, batch_size: int = 256,
         lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None, warmup: int = 100,
         ema_decay: float | None = None, weight_decay: float = 0.0, progress: bool = True,
-        desc: str = "training", max_seconds: float | None = None) -> list[float]:
+        desc: str = "training", max_seconds: float | None = None, grad_clip: float | None = None) -> list[float]:
     """Train ``model`` for ``steps`` AdamW steps on random batches of ``data``; return the loss history.
 
     - the seed fixes initialisation-independent randomness: batches, timesteps and noise
@@ -36,7 +36,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
       (theta_ema <- d theta_ema + (1 - d) theta), which samples better than the last iterate;
     - ``device`` defaults to ``diffnlp.device()``; the model is moved there and stays there;
     - ``max_seconds`` trains for a wall-clock budget instead (at most ``steps`` steps): the schedule then
-      follows the elapsed fraction of the budget, so two models get the same time, not the same steps.
+      follows the elapsed fraction of the budget, so two models get the same time, not the same steps;
+    - ``grad_clip`` rescales the gradient to at most this global norm before each step.
     """
     from tqdm.auto import tqdm
 
@@ -79,6 +80,8 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
             raise FloatingPointError(f"the loss became {loss.item()} at step {step}; try a smaller lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         if ema is not None:
             with torch.no_grad():

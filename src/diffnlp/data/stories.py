@@ -79,7 +79,7 @@ class GrammarConfig:
     times: tuple[str, ...] = ("day", "night", "week", "morning", "evening", "summer", "winter", "year")  # "all X"
     happy: tuple[str, ...] = ("happy", "glad", "proud", "excited")
     sad: tuple[str, ...] = ("sad", "upset", "lonely", "worried")
-    p_very: float = 0.15            # probability the ending says "very" (the only change of length)
+    p_very: float = 0.05            # probability the ending says "very" (the only change of length)
 
     @cached_property
     def weights(self) -> dict[str, tuple[float, ...]]:
@@ -160,6 +160,16 @@ class StoryGrammar:
         if len(self._gender) != len(c.girls) + len(c.boys):
             raise ValueError("config: a name is listed twice")
         self._names = c.girls + c.boys
+        for field_name in ("girls", "boys", "adjectives", "objects", "places", "found_actions", "lost_actions",
+                           "times", "happy", "sad"):
+            values = getattr(c, field_name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"config.{field_name} must be a non-empty list without repeats, got {values!r}")
+        verbs = [v for pair in c.found_actions + c.lost_actions for v in pair]
+        if len(set(verbs)) != len(verbs):
+            raise ValueError("config: a verb form is used by two actions, so stories would not parse uniquely")
+        if not 0 < c.p_very < 1:
+            raise ValueError(f"config.p_very={c.p_very} must lie strictly between 0 and 1")
         self._splits: dict[tuple[str, int], list[str]] = {}
 
     @classmethod
@@ -303,6 +313,8 @@ class StoryGrammar:
         d = _Derivation()
         if not words:
             raise InvalidStory("the story is empty")
+        if " ".join(words) != story:
+            raise InvalidStory("tokens must be separated by single spaces, with none at the ends")
         unknown = [x for x in words if x not in set(self.vocab)]
         if unknown:
             raise InvalidStory(f"{unknown[0]!r} is not a word of the grammar")
