@@ -172,8 +172,8 @@ def test_monte_carlo_nelbo_agrees_with_exact_within_its_standard_error(wrong):
 def test_the_training_loss_averages_to_the_exact_nelbo(schedule, eps):
     # loss() draws t and weighs by w(t) = -alpha'/(1 - alpha): its mean is the NELBO of the same schedule and eps
     md = MaskedDiffusion(schedule, mask_id=MASK, eps=eps)
-    x = torch.tensor(SEQS[:4]).repeat_interleave(4000, dim=0)
-    draws = md.loss(ORACLE, x, generator=torch.Generator().manual_seed(1)).reshape(4, 4000)
+    x = torch.tensor(SEQS[:4]).repeat(4000, 1)           # interleaved, so each sequence's t spread over (0, 1]
+    draws = md.loss(ORACLE, x, generator=torch.Generator().manual_seed(1)).reshape(4000, 4).T
     exact = md.exact_nelbo(ORACLE, torch.tensor(SEQS[:4]))
     se = draws.std(1) / 4000 ** 0.5
     assert ((draws.mean(1) - exact).abs() < 4 * se).all(), (draws.mean(1), exact, se)

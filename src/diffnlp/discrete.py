@@ -180,7 +180,8 @@ class MaskedDiffusion:
         total = torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
         if weighting == "token":
             return total * x0.shape[1] / masked.sum(-1).clamp_min(1)
-        return self.weight(t) * total                                                 # w(t) sum_{masked}
+        # w(t) sum_{masked}; with nothing masked the term is 0 (at tiny t, 1 - alpha(t) can round to 0 and w to inf)
+        return torch.where(masked.any(-1), self.weight(t) * total, torch.zeros_like(total))
 
     @torch.no_grad()
     def nelbo(self, model, x0: torch.Tensor, n_samples: int = 64, generator: torch.Generator | None = None,

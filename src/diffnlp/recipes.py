@@ -83,9 +83,9 @@ TEXT_RECIPES = {
     "stories-ar": TextRecipe("stories-ar", "ar", steps=12_000, max_seconds=810.0, grad_clip=1.0),
     # lesson 04's live demonstration: the same number of steps for both, about 80 s each on 2 cores
     # (``python -m diffnlp bench lm`` trains them for an equal wall-clock budget instead)
-    "stories-mdlm-live": TextRecipe("stories-mdlm-live", "mdlm", stories=100_000, steps=800, ema_decay=None,
+    "stories-mdlm-live": TextRecipe("stories-mdlm-live", "mdlm", stories=100_000, steps=700, ema_decay=None,
                                     grad_clip=1.0),
-    "stories-ar-live": TextRecipe("stories-ar-live", "ar", stories=100_000, steps=800, ema_decay=None,
+    "stories-ar-live": TextRecipe("stories-ar-live", "ar", stories=100_000, steps=700, ema_decay=None,
                                   grad_clip=1.0),
 }
 
