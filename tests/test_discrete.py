@@ -47,68 +47,64 @@ def _as_dist(states: dict) -> torch.Tensor:
     return torch.tensor([states.get(seq, 0.0) for seq in SEQS], dtype=torch.float64)
 
 
-def _chain_random_one_per_step() -> torch.Tensor:
-    """Reveal one uniformly chosen masked position per step, its token from the true conditional."""
+def _propagate(num_steps: int, moves) -> torch.Tensor:
+    """Push probability through a sampler's chain: ``moves(state, cond)`` yields (next state, probability)."""
     states = {(None,) * L: 1.0}
-    for _ in range(L):
+    for k in range(num_steps):
         nxt: dict = {}
         for s, ps in states.items():
-            masked = [i for i in range(L) if s[i] is None]
-            c = _cond(s)
-            for i in masked:
-                for v in range(V):
-                    ns = s[:i] + (v,) + s[i + 1:]
-                    nxt[ns] = nxt.get(ns, 0.0) + ps / len(masked) * c[i][v]
+            for ns, q in moves(s, _cond(s), k):
+                nxt[ns] = nxt.get(ns, 0.0) + ps * q
         states = nxt
     return _as_dist(states)
+
+
+def _masked(s: tuple) -> list[int]:
+    return [i for i in range(L) if s[i] is None]
+
+
+def _chain_random_one_per_step() -> torch.Tensor:
+    """Reveal one uniformly chosen masked position per step, its token from the true conditional."""
+    def moves(s, c, k):
+        m = _masked(s)
+        for i in m:
+            for v in range(V):
+                yield s[:i] + (v,) + s[i + 1:], c[i][v] / len(m)
+    return _propagate(L, moves)
 
 
 def _chain_ancestral(K: int, eps: float = 1e-3) -> torch.Tensor:
     """MDLM ancestral sampling on the grid t_k = 1 - k/K: each masked position is revealed with
     probability r = (alpha(s) - alpha(t)) / (1 - alpha(t)), independently, each from its own conditional."""
-    states = {(None,) * L: 1.0}
-    for k in range(K):
+    def moves(s, c, k):
         t, s_ = 1 - k / K, 1 - (k + 1) / K
         a_t = float(mask_alpha("loglinear", torch.tensor(t, dtype=torch.float64), eps))
         a_s = 1.0 if k == K - 1 else float(mask_alpha("loglinear", torch.tensor(s_, dtype=torch.float64), eps))
         r = (a_s - a_t) / (1 - a_t)
-        nxt: dict = {}
-        for s, ps in states.items():
-            masked = [i for i in range(L) if s[i] is None]
-            c = _cond(s)
-            for reveal in itertools.product((False, True), repeat=len(masked)):
-                pr = ps * math.prod(r if b else 1 - r for b in reveal)
-                chosen = [i for i, b in zip(masked, reveal) if b]
-                for vals in itertools.product(range(V), repeat=len(chosen)):
-                    ns = list(s)
-                    q = pr
-                    for i, v in zip(chosen, vals):
-                        ns[i] = v
-                        q *= c[i][v]
-                    nxt[tuple(ns)] = nxt.get(tuple(ns), 0.0) + q
-        states = nxt
-    return _as_dist(states)
+        m = _masked(s)
+        for reveal in itertools.product((False, True), repeat=len(m)):
+            pr = math.prod(r if b else 1 - r for b in reveal)
+            chosen = [i for i, b in zip(m, reveal) if b]
+            for vals in itertools.product(range(V), repeat=len(chosen)):
+                ns = list(s)
+                for i, v in zip(chosen, vals):
+                    ns[i] = v
+                yield tuple(ns), pr * math.prod(c[i][v] for i, v in zip(chosen, vals))
+    return _propagate(K, moves)
 
 
 def _chain_confidence() -> torch.Tensor:
     """LLaDA low-confidence remasking, one token per step at temperature 1: draw a token for every
     masked position from its conditional, keep the one whose drawn token is most probable."""
-    states = {(None,) * L: 1.0}
-    for _ in range(L):
-        nxt: dict = {}
-        for s, ps in states.items():
-            masked = [i for i in range(L) if s[i] is None]
-            c = _cond(s)
-            for vals in itertools.product(range(V), repeat=len(masked)):
-                q = ps * math.prod(c[i][v] for i, v in zip(masked, vals))
-                if q == 0:
-                    continue
-                best = max(range(len(masked)), key=lambda j: c[masked[j]][vals[j]])
-                i = masked[best]
-                ns = s[:i] + (vals[best],) + s[i + 1:]
-                nxt[ns] = nxt.get(ns, 0.0) + q
-        states = nxt
-    return _as_dist(states)
+    def moves(s, c, k):
+        m = _masked(s)
+        for vals in itertools.product(range(V), repeat=len(m)):
+            q = math.prod(c[i][v] for i, v in zip(m, vals))
+            if q == 0:
+                continue
+            best = max(range(len(m)), key=lambda j: (c[m[j]][vals[j]], -j))   # ties: leftmost
+            yield s[:m[best]] + (vals[best],) + s[m[best] + 1:], q
+    return _propagate(L, moves)
 
 
 def _samples_dist(final: torch.Tensor) -> torch.Tensor:

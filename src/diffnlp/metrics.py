@@ -177,16 +177,18 @@ def story_report(grammar, samples, tokenizer=None, examples: int = 3) -> StoryRe
         samples = decode_stories(tokenizer, samples)
     if not isinstance(samples, (list, tuple)) or not samples:
         raise ValueError("samples must be a non-empty list of stories or an (N, L) tensor of ids")
+    from .data.stories import InvalidStory
+
     reasons: Counter = Counter()
-    nll = []
-    for s in samples:
-        ok, why = grammar.is_valid(s, explain=True)
-        if ok:
-            nll.append(-grammar.log_prob(s))
-        else:
-            reasons[why] += 1
+    nll, bad = [], []
+    for s in samples:                                  # one parse per sample: validity, reason and log p
+        try:
+            nll.append(-grammar.parse(s).log_prob)
+        except InvalidStory as exc:
+            reasons[str(exc)] += 1
+            bad.append(s)
     n = len(samples)
-    bad = [s for s in samples if not grammar.is_valid(s)][:examples]
+    bad = bad[:examples]
     return StoryReport(n=n, valid=len(nll) / n, reasons=dict(reasons.most_common()),
                        oracle_nll=float(np.mean(nll)) if nll else float("nan"),
                        distinct=len(set(samples)) / n, examples=bad)

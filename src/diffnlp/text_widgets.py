@@ -253,6 +253,7 @@ class UnmaskingPlayer:
                                    generator=torch.Generator().manual_seed(self.seed))
         self.states = [s[0].cpu() for s in traj]
         self.decided = decision_steps([s[None] for s in self.states], self.process.mask_id)[0]
+        self.colors = _order_colors(len(self.states))          # once per trajectory, not per frame
         self.slider.max = self.play.max = len(self.states) - 1
         self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
         self._update(started)
@@ -264,7 +265,7 @@ class UnmaskingPlayer:
     def frame(self, i: int) -> list[tuple[str, str]]:
         """Frame i as (token, colour) pairs; the colour encodes when the token was decided."""
         i = check_int("i", i, 0, len(self.states) - 1)
-        colors = _order_colors(len(self.states))
+        colors = self.colors
         out = []
         for pos, tok in enumerate(self.states[i].tolist()):
             if tok == self.process.mask_id:
