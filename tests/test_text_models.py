@@ -18,7 +18,7 @@ from diffnlp.exercises import (
 )
 from diffnlp.metrics import decode_stories, story_report
 from diffnlp.nn import Transformer
-from diffnlp.recipes import PRETRAINED_DIR, load_pretrained, story_data, train_text_recipe
+from diffnlp.recipes import GUIDANCE_RECIPES, PRETRAINED_DIR, SHIPPED, load_pretrained, story_data, train_text_recipe
 from diffnlp.train import save_checkpoint
 
 G = StoryGrammar()
@@ -36,7 +36,7 @@ def test_ids():
 
 def test_shipped_checkpoints_are_small():
     sizes = [p.stat().st_size for p in PRETRAINED_DIR.glob("*.safetensors")]
-    assert len(sizes) == 2 and max(sizes) <= 5e6 and sum(sizes) <= 25e6
+    assert len(sizes) == len(SHIPPED) + len(GUIDANCE_RECIPES) and max(sizes) <= 5e6 and sum(sizes) <= 25e6
 
 
 @pytest.mark.slow

@@ -8,12 +8,13 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from .bench import BENCHES
-    from .recipes import RECIPES, TEXT_RECIPES
+    from .recipes import GUIDANCE_RECIPES, RECIPES, TEXT_RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m diffnlp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train a recorded recipe and save a safetensors checkpoint")
-    tr.add_argument("--recipe", required=True, choices=sorted(RECIPES) + sorted(TEXT_RECIPES))
+    tr.add_argument("--recipe", required=True,
+                    choices=sorted(RECIPES) + sorted(TEXT_RECIPES) + sorted(GUIDANCE_RECIPES))
     tr.add_argument("--out", default=None, help="checkpoint path without suffix (default checkpoints/RECIPE)")
     be = sub.add_parser("bench", help="run benchmarks and write benchmarks/results/")
     be.add_argument("names", nargs="*", default=[],
@@ -30,7 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         from .train import save_checkpoint
 
         t0 = time.perf_counter()
-        if args.recipe in TEXT_RECIPES:
+        if args.recipe in GUIDANCE_RECIPES:
+            from .data.stories import StoryGrammar
+            from .metrics import attribute_values
+            from .recipes import train_guidance_classifier
+
+            model, history = train_guidance_classifier(args.recipe)
+            recipe = GUIDANCE_RECIPES[args.recipe]
+            extra = {"attribute": recipe.attribute, "values": attribute_values(StoryGrammar(), recipe.attribute)}
+        elif args.recipe in TEXT_RECIPES:
             from .data.stories import StoryGrammar
             from .recipes import train_text_recipe
 

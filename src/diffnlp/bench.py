@@ -1,6 +1,6 @@
 """Benchmarks: scripts that measure and write results, never tests that assert timings.
 
-``python -m diffnlp bench [widgets|points|digits|lm|notebooks|all]`` writes
+``python -m diffnlp bench [widgets|points|digits|lm|embedding|notebooks|all]`` writes
 ``benchmarks/results/<name>.json`` and rewrites ``benchmarks/results/README.md`` (a Markdown
 table of every result file present).
 """
@@ -18,7 +18,7 @@ import torch
 from .autoregressive import Autoregressive
 from .discrete import MaskedDiffusion
 from .gaussian import sample_final
-from .metrics import DigitsJudge, swd_mean
+from .metrics import DigitsJudge, story_report, swd_mean
 from .runtime import device as best_device
 
 RESULTS = Path("benchmarks/results")
@@ -79,6 +79,18 @@ def bench_widgets(repeats: int = 40) -> dict:
     for strategy in ["ancestral (MDLM)", "confidence, blocks of 8", "random order", "confidence (LLaDA)"] * 2:
         u.strategy.value = strategy
     rows["UnmaskingPlayer new strategy (runs the sampler, 32 steps)"] = u.latencies
+    from .embedding_widgets import EmbeddingNoisingExplorer
+
+    model, process, tok, _ = load_pretrained("stories-diffusion-lm")
+    e = EmbeddingNoisingExplorer(model, process, tok)
+    e.latencies.clear()
+    for i in range(repeats):
+        e.slider.value = (i * 997) % 1000
+    rows["EmbeddingNoisingExplorer slider"] = e.latencies
+    e.latencies = []
+    for _ in range(10):
+        e.clamp.value = not e.clamp.value
+    rows["EmbeddingNoisingExplorer clamp toggle"] = e.latencies
     table = {k: {"median_ms": 1000 * statistics.median(v), "max_ms": 1000 * max(v), "n": len(v)}
              for k, v in rows.items()}
     return {"callbacks": table}
@@ -214,8 +226,68 @@ def bench_lm(n: int = 500, live_seconds: float = 90.0) -> dict:
     return out
 
 
+GUIDANCE_TARGET = ("place", "museum")      # the attribute value lesson 03 and the benchmark steer toward (3 %)
+GUIDANCE_SCALES = (0.0, 1.0, 4.0, 16.0, 64.0, 256.0)
+
+
+def bench_embedding(n: int = 500, live_seconds: float = 90.0) -> dict:
+    """Diffusion-LM (lesson 03) on the story grammar: the shipped checkpoint's Gaussian NELBO on the test
+    stories, samples at 50 and 200 DDPM steps with clamping off and on, plug-and-play guidance toward
+    ``GUIDANCE_TARGET`` at ``GUIDANCE_SCALES``, infilling, speed, and a live model trained for
+    ``live_seconds``. ``n`` samples per row."""
+    from . import lm_eval
+    from .embedding import ClassifierGuidance
+    from .metrics import control_report
+    from .recipes import load_guidance_classifier, load_pretrained, story_data, train_text_recipe
+
+    grammar, tok, test_ids = story_data(split="test")
+    L = test_ids.shape[1]
+    model, process, _, meta = load_pretrained("stories-diffusion-lm")
+    out = {"entropy": grammar.entropy(), "length": L, "n_samples": n, "recipe": meta.get("recipe"),
+           "train_s": meta.get("train_s"), "steps": meta.get("steps")}
+    lik = lm_eval.likelihood("stories-diffusion-lm", model, process, grammar, test_ids, n_samples=16)
+    out["likelihood"] = lik.as_dict()
+    print(f"  {lik}", flush=True)
+
+    def quality(m, label, **kw):
+        t0 = time.perf_counter()
+        rep = lm_eval.sample_quality(grammar, tok, m, process, n=n, length=L, seed=1, **kw)
+        print(f"  {label}: {rep}", flush=True)
+        return {**rep.as_dict(), "sample_s": time.perf_counter() - t0}
+
+    out["samples"] = {f"{K} steps, clamp {'on' if c else 'off'}": quality(model, f"K={K} clamp={c}", num_steps=K,
+                                                                              clamp=c)
+                      for K in (50, 200) for c in (False, True)}
+    clf, cmeta = load_guidance_classifier("stories-diffusion-lm-place")
+    attribute, target = GUIDANCE_TARGET
+    out["guidance"] = {"attribute": attribute, "target": target, "steps": 100, "clamp": True, "rows": {}}
+    for scale in GUIDANCE_SCALES:
+        guidance = ClassifierGuidance(clf, cmeta["values"].index(target), scale=scale)
+        ids = lm_eval.generate(model, process, n, L, num_steps=100, seed=2, clamp=True, guidance=guidance)
+        rep = control_report(grammar, ids, attribute, target, tok)
+        out["guidance"]["rows"][f"scale {scale:g}"] = rep.as_dict()
+        print(f"  guidance scale {scale:g}: {rep}", flush=True)
+    fixed = test_ids[:n].clone()
+    fixed[:, 9:] = process.mask_id                                   # keep sentence 1 (9 tokens), write the rest
+    ids = lm_eval.generate(model, process, n, L, num_steps=200, seed=3, clamp=True, fixed=fixed)
+    rep = story_report(grammar, ids, tok)
+    kept = float((ids[:, :9] == test_ids[:n, :9]).all(1).float().mean())
+    out["infilling"] = {"fixed": "sentence 1 of the test stories", **rep.as_dict(), "kept": kept}
+    print(f"  infilling after sentence 1: {rep}", flush=True)
+    out["ms_per_sample"] = {f"{K} steps, batch {b}": lm_eval.ms_per_sample(model, process, b, L, num_steps=K)
+                            for K in (50, 200) for b in (1, 64)}
+    t0 = time.perf_counter()
+    live, _, history = train_text_recipe("stories-diffusion-lm-live", progress=False, max_seconds=live_seconds,
+                                         steps=100_000)
+    out["live"] = {"train_s": time.perf_counter() - t0, "steps": len(history),
+                   "samples": {f"200 steps, clamp {'on' if c else 'off'}": quality(live, f"live clamp={c}",
+                                                                                     num_steps=200, clamp=c)
+                               for c in (False, True)}}
+    return out
+
+
 BENCHES = {"widgets": bench_widgets, "points": bench_points, "digits": bench_digits, "notebooks": bench_notebooks,
-           "lm": bench_lm}
+           "lm": bench_lm, "embedding": bench_embedding}
 
 
 def run(names: list[str], out: Path = RESULTS) -> list[Path]:
@@ -270,6 +342,28 @@ def write_markdown(out: Path = RESULTS) -> Path:
                     lines += [f"| {name} | {k} | {v['valid']:.1%} | {v['oracle_nll']:.2f} | {v['distinct']:.1%} |"
                               for k, v in m["samples"].items()]
                 lines.append("")
+        elif r["benchmark"] == "embedding":
+            lk = r["likelihood"]
+            lines += [f"Diffusion-LM ({r['recipe']}; {r['steps']} steps in {r['train_s']:.0f} s). Gaussian NELBO "
+                      f"{lk['nats_per_story']:.2f} nats per story (H = {r['entropy']:.3f}, excess {lk['excess']:.2f}); "
+                      f"{r['n_samples']} samples per row.", "",
+                      "| model | sampler | valid | oracle NLL of valid | distinct | sampling s |",
+                      "|---|---|---:|---:|---:|---:|"]
+            rows = [("shipped", k, v) for k, v in r["samples"].items()]
+            rows += [(f"live ({r['live']['steps']} steps, {r['live']['train_s']:.0f} s)", k, v)
+                     for k, v in r["live"]["samples"].items()]
+            lines += [f"| {m} | {k} | {v['valid']:.1%} | {v['oracle_nll']:.2f} | {v['distinct']:.1%} | "
+                      f"{v['sample_s']:.1f} |" for m, k, v in rows]
+            g = r["guidance"]
+            lines += ["", f"Guidance toward {g['attribute']} = {g['target']!r} ({g['steps']} steps, clamping on); "
+                      "success = share of all samples that are valid and have it.", "",
+                      "| guidance | success | ± | valid |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['success']:.1%} | {v['stderr']:.1%} | {v['valid']:.1%} |"
+                      for k, v in g["rows"].items()]
+            inf = r["infilling"]
+            lines += ["", f"Infilling ({inf['fixed']} fixed): {inf['valid']:.1%} valid, fixed words kept "
+                      f"{inf['kept']:.1%}.", "", "| sampling | ms per story |", "|---|---:|"]
+            lines += [f"| {k} | {v:.1f} |" for k, v in r["ms_per_sample"].items()]
         elif r["benchmark"] == "notebooks":
             lines += ["| notebook | seconds |", "|---|---:|"]
             lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in r["notebooks"].items()]

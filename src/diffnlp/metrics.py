@@ -192,3 +192,73 @@ def story_report(grammar, samples, tokenizer=None, examples: int = 3) -> StoryRe
     return StoryReport(n=n, valid=len(nll) / n, reasons=dict(reasons.most_common()),
                        oracle_nll=float(np.mean(nll)) if nll else float("nan"),
                        distinct=len(set(samples)) / n, examples=bad)
+
+
+ATTRIBUTES = ("name", "adjective", "object", "place", "feeling")
+
+
+def attribute_values(grammar, attribute: str) -> list[str]:
+    """The values a story attribute can take, in a fixed order (the classes of a guidance classifier)."""
+    from ._checks import check_choice
+
+    check_choice("attribute", attribute, ATTRIBUTES)
+    c = grammar.config
+    return {"name": list(c.girls) + list(c.boys), "adjective": list(c.adjectives), "object": list(c.objects),
+            "place": list(c.places), "feeling": list(c.happy) + list(c.sad)}[attribute]
+
+
+def story_attributes(grammar, stories, attribute: str) -> list[str | None]:
+    """The value of ``attribute`` in each story, read from the grammar's parse (None for an invalid story)."""
+    from .data.stories import InvalidStory
+
+    attribute_values(grammar, attribute)
+    out = []
+    for s in stories:
+        try:
+            out.append(grammar.parse(s).choices[attribute])
+        except InvalidStory:
+            out.append(None)
+    return out
+
+
+@dataclass
+class ControlReport:
+    """How well samples obey a wanted attribute value, judged by the grammar's parse."""
+
+    attribute: str
+    target: str
+    n: int
+    valid: float         # share of all samples that are valid stories
+    success: float       # share of *all* samples that are valid and have the target value
+    stderr: float        # the binomial standard error of ``success``
+
+    @property
+    def rate_among_valid(self) -> float:
+        return self.success / self.valid if self.valid else float("nan")
+
+    def as_dict(self) -> dict:
+        return {"attribute": self.attribute, "target": self.target, "n": self.n, "valid": self.valid,
+                "success": self.success, "stderr": self.stderr}
+
+    def __str__(self) -> str:
+        return (f"{self.attribute} = {self.target!r}: success {self.success:.1%} ± {self.stderr:.1%} of {self.n} "
+                f"(valid {self.valid:.1%}; {self.rate_among_valid:.1%} of the valid ones)")
+
+
+def control_report(grammar, samples, attribute: str, target: str, tokenizer=None) -> ControlReport:
+    """Control success: the share of *all* ``samples`` (strings, or ids with ``tokenizer``) that are valid
+    stories with ``attribute`` equal to ``target``."""
+    values = attribute_values(grammar, attribute)
+    if target not in values:
+        raise ValueError(f"target={target!r} is not a value of {attribute!r}; allowed: {', '.join(values)}")
+    if isinstance(samples, torch.Tensor):
+        if tokenizer is None:
+            raise ValueError("samples are token ids: pass the tokenizer that made them")
+        samples = decode_stories(tokenizer, samples)
+    found = story_attributes(grammar, samples, attribute)
+    n = len(found)
+    if n == 0:
+        raise ValueError("samples is empty")
+    success = sum(v == target for v in found) / n
+    return ControlReport(attribute, target, n, sum(v is not None for v in found) / n, success,
+                         (success * (1 - success) / n) ** 0.5)

@@ -186,3 +186,65 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
                 nxt[ns] = nxt.get(ns, 0.0) + ps * q
         states = nxt
     return torch.tensor([states.get(s, 0.0) for s in seqs], dtype=torch.float64)
+
+
+class EmbeddingPosteriorDenoiser(nn.Module):
+    """The exact x_0-predictor of Diffusion-LM with frozen word vectors and a small distribution p(w)
+    over whole sequences.
+
+    The data are x_0 = EMB(w) + sigma_0 eps_0 with w ~ p: a Gaussian mixture with one component per
+    sequence, so E[x_0 | x_t] is the posterior-weighted mean over the candidate sequences,
+
+        E[x_0 | x_t] = sum_w p(w | x_t) E[x_0 | x_t, w],   p(w | x_t) proportional to p(w) q(x_t | w),
+
+    computed by ``GaussianMixtureDenoiser`` on the flattened (L d)-vectors. It has an ``embedding`` (the
+    word vectors), so rounding and clamping work on it as on a trained model. ``diffusion`` must predict
+    "sample" (``EmbeddingDiffusion.gaussian``); ``sigma_0`` is the embedding step's noise (0: point masses).
+    """
+
+    def __init__(self, diffusion: GaussianDiffusion, embeddings, sequences, probs, sigma_0: float = 0.0):
+        super().__init__()
+        emb = torch.as_tensor(embeddings, dtype=torch.float32)
+        seqs = torch.as_tensor(sequences, dtype=torch.long)
+        if emb.ndim != 2 or seqs.ndim != 2:
+            raise ValueError(f"embeddings must be (V, d) and sequences (N, L); got {tuple(emb.shape)}, "
+                             f"{tuple(seqs.shape)}")
+        if diffusion.prediction_type != "sample":
+            raise ValueError("diffusion must have prediction_type='sample' (an x_0-predictor)")
+        self.embedding = nn.Embedding.from_pretrained(emb, freeze=True)
+        self.sequences = seqs
+        self.shape = (seqs.shape[1], emb.shape[1])
+        means = emb.double()[seqs].reshape(seqs.shape[0], -1)
+        self.mixture = GaussianMixtureDenoiser(diffusion, means, [float(sigma_0)], probs)
+
+    def log_posterior(self, x_t: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """log p(w | x_t) over ``sequences``, float64 (B, N), differentiable in x_t:
+        p(w | x_t) proportional to p(w) N(x_t; sqrt(abar_t) EMB(w), (abar_t sigma_0^2 + 1 - abar_t) I)."""
+        m = self.mixture
+        x = x_t.reshape(x_t.shape[0], -1).double()
+        abar = m.diffusion.alphas_cumprod.double()[timesteps.cpu()][:, None]
+        var = abar * m.stds[None] ** 2 + (1 - abar)
+        sq = ((x[:, None, :] - abar.sqrt()[..., None] * m.means[None]) ** 2).sum(-1)
+        return torch.log_softmax(m.weights.log()[None] - 0.5 * sq / var, dim=1)
+
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        if tuple(x_t.shape[1:]) != self.shape:
+            raise ValueError(f"x_t must have shape (batch, {self.shape[0]}, {self.shape[1]}), got {tuple(x_t.shape)}")
+        return self.mixture(x_t.reshape(x_t.shape[0], -1), timesteps).reshape(x_t.shape)
+
+
+class PositionClassifier(nn.Module):
+    """The exact noisy classifier of the word at one position: p(w^i = c | x_t) from an
+    ``EmbeddingPosteriorDenoiser``'s sequence posterior, as logits (B, V)."""
+
+    def __init__(self, oracle: EmbeddingPosteriorDenoiser, position: int):
+        super().__init__()
+        self.oracle, self.position = oracle, position
+        V = oracle.embedding.weight.shape[0]
+        self.config = type("Config", (), {"num_classes": V})()
+        self.register_buffer("onehot", nn.functional.one_hot(oracle.sequences[:, position], V).double())
+
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        # p(w^i = c | x_t) = sum_w p(w | x_t) [w^i = c], in log space and differentiable for guidance
+        logw = self.oracle.log_posterior(x_t, timesteps)
+        return torch.logsumexp(logw[..., None] + self.onehot.log()[None], dim=1).to(x_t.dtype)

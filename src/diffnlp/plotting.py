@@ -148,3 +148,27 @@ def plot_transition_matrices(d3pm, steps: Sequence[int] | None = None, ax=None):
             a.set_yticks(range(K), labels, fontsize=7)
     fig.colorbar(im, ax=axes, shrink=0.85, label="probability")
     return fig
+
+
+ROLE_COLORS = {"name": "#2b4c7e", "adjective": "#5a9e6f", "object": "#e0654f", "place": "#8e5ea2",
+               "verb": "#d4a017", "time": "#3aa6b9", "feeling": "#c2477f", "other": "#444444"}
+
+
+def plot_word_vectors(ax, coords, words: Sequence[str], roles: Sequence[str], label_every: int = 4,
+                      title: str | None = None):
+    """A 2-D map of word vectors (V, 2), coloured by each word's role, with every ``label_every``-th word
+    of each role written next to its point."""
+    xy = _np(coords)
+    seen: dict[str, int] = {}
+    for role, color in ROLE_COLORS.items():
+        idx = [i for i, r in enumerate(roles) if r == role]
+        if not idx:
+            continue
+        ax.scatter(xy[idx, 0], xy[idx, 1], s=16, color=color, label=role, alpha=0.85)
+    for i, (w, r) in enumerate(zip(words, roles)):
+        seen[r] = seen.get(r, -1) + 1
+        if seen[r] % label_every == 0:
+            ax.annotate(w, xy[i], fontsize=7, color=ROLE_COLORS.get(r, GREY), xytext=(2, 2),
+                        textcoords="offset points")
+    ax.legend(fontsize=7, frameon=False, loc="best", ncol=2)
+    return style_axes(ax, title, "principal direction 1", "principal direction 2")

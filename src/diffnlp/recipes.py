@@ -49,13 +49,16 @@ RECIPES = {
 }
 
 
+DIFFUSION_LM_MODEL = {"d_model": 128, "n_layers": 4, "n_heads": 4, "embed_dim": 16, "num_train_timesteps": 1000}
+
+
 @dataclass(frozen=True)
 class TextRecipe:
-    """A language model on the story grammar: "mdlm" (masked diffusion) or "ar" (autoregressive),
-    the same Transformer, data, batch, steps and learning rate for both."""
+    """A language model on the story grammar: "mdlm" (masked diffusion), "ar" (autoregressive) or
+    "diffusion-lm" (Gaussian diffusion of word vectors), the same Transformer backbone, data and batch."""
 
     name: str
-    kind: str                        # "mdlm" or "ar"
+    kind: str                        # "mdlm", "ar" or "diffusion-lm"
     model: dict = field(default_factory=lambda: {"d_model": 128, "n_layers": 4, "n_heads": 4})
     length: int = 32                 # tokens per sequence (stories are padded with [PAD])
     stories: int = 300_000           # training stories: the first draws of the grammar's "train" split
@@ -87,7 +90,13 @@ TEXT_RECIPES = {
                                     grad_clip=1.0),
     "stories-ar-live": TextRecipe("stories-ar-live", "ar", stories=100_000, steps=700, ema_decay=None,
                                   grad_clip=1.0),
+    # lesson 03: Diffusion-LM, the same backbone on 16-dimensional word vectors, T = 1000 "sqrt" steps
+    "stories-diffusion-lm": TextRecipe("stories-diffusion-lm", "diffusion-lm", model=DIFFUSION_LM_MODEL, lr=2e-3,
+                                       steps=12_000, max_seconds=600.0, grad_clip=1.0),
+    "stories-diffusion-lm-live": TextRecipe("stories-diffusion-lm-live", "diffusion-lm", model=DIFFUSION_LM_MODEL,
+                                            stories=100_000, lr=2e-3, steps=600, ema_decay=None, grad_clip=1.0),
 }
+TEXT_KINDS = ("mdlm", "ar", "diffusion-lm")
 
 
 def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
@@ -101,13 +110,20 @@ def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
 
 
 def build_text_model(recipe: TextRecipe, vocab_size: int):
-    """The recipe's Transformer (causal for "ar"), and its process (MaskedDiffusion or Autoregressive)."""
+    """The recipe's network and process: a Transformer with MaskedDiffusion ("mdlm") or Autoregressive
+    (causal, "ar"), or an EmbeddingDenoiser with EmbeddingDiffusion ("diffusion-lm")."""
     from .autoregressive import Autoregressive
     from .data.text import MASK_ID
     from .discrete import MaskedDiffusion
     from .nn import Transformer
 
-    check_choice("kind", recipe.kind, ("mdlm", "ar"))
+    check_choice("kind", recipe.kind, TEXT_KINDS)
+    if recipe.kind == "diffusion-lm":
+        from .embedding import EmbeddingDiffusion
+        from .nn import EmbeddingDenoiser
+
+        model = EmbeddingDenoiser(vocab_size=vocab_size, max_len=recipe.length, **recipe.model)
+        return model, EmbeddingDiffusion(model.config.num_train_timesteps, mask_id=MASK_ID)
     model = Transformer(vocab_size=vocab_size, max_len=recipe.length, causal=recipe.kind == "ar", **recipe.model)
     process = MaskedDiffusion("loglinear", mask_id=MASK_ID) if recipe.kind == "mdlm" else Autoregressive(MASK_ID)
     return model, process
@@ -133,6 +149,9 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
     if r.kind == "mdlm":
         def loss(m, x, g):
             return process.loss(m, x, generator=g, weighting=r.weighting).mean()
+    elif r.kind == "diffusion-lm":
+        def loss(m, x, g):
+            return process.loss(m, x, generator=g).mean()
     else:
         def loss(m, x, g):
             return process.loss(m, x).mean()
@@ -143,6 +162,7 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
 
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+SHIPPED = ("stories-mdlm", "stories-ar", "stories-diffusion-lm")
 
 
 def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
@@ -158,24 +178,95 @@ def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
 
 
 def load_pretrained(name: str, path: str | Path | None = None):
-    """A shipped text checkpoint: ``(model, process, tokenizer, meta)``. ``name`` is "stories-mdlm" or
-    "stories-ar" (made by ``python -m diffnlp train --recipe NAME``); ``path`` loads another file
-    trained by that recipe instead."""
+    """A shipped text checkpoint: ``(model, process, tokenizer, meta)``. ``name`` is one of ``SHIPPED``
+    (made by ``python -m diffnlp train --recipe NAME``); ``path`` loads another file trained by that
+    recipe instead."""
     from .data.stories import StoryGrammar
     from .train import load_checkpoint
 
-    check_choice("name", name, ("stories-mdlm", "stories-ar"))
+    check_choice("name", name, SHIPPED)
     model, meta = load_checkpoint(path or PRETRAINED_DIR / name)
     tok = StoryGrammar().tokenizer()
     where = f"checkpoint {str(path or PRETRAINED_DIR / name)!r}"
     check_vocab(meta, tok, where)
     recipe = TEXT_RECIPES[name]
-    c = getattr(model, "config", None)
-    if getattr(c, "causal", None) != (recipe.kind == "ar") or getattr(c, "max_len", None) != recipe.length:
-        raise ValueError(f"{where} holds a {'causal' if getattr(c, 'causal', False) else 'bidirectional'} model "
-                         f"of max_len {getattr(c, 'max_len', '?')}, not the {recipe.kind} model of recipe {name!r}")
-    _, process = build_text_model(recipe, tok.vocab_size)
+    expected, process = build_text_model(recipe, tok.vocab_size)
+    if type(model) is not type(expected) or model.config != expected.config:
+        raise ValueError(f"{where} holds a {type(model).__name__} {getattr(model, 'config', '')}, not the "
+                         f"{recipe.kind} model of recipe {name!r} ({expected.config})")
     return model, process, tok, meta
+
+
+@dataclass(frozen=True)
+class GuidanceRecipe:
+    """A classifier of noisy word vectors for plug-and-play guidance of a Diffusion-LM checkpoint: it reads
+    x_t and predicts a story attribute (the classes are ``metrics.attribute_values``)."""
+
+    name: str
+    base: str = "stories-diffusion-lm"     # the checkpoint whose (frozen) word vectors it reads
+    attribute: str = "place"
+    model: dict = field(default_factory=lambda: {"d_model": 64, "n_layers": 2, "n_heads": 4})
+    stories: int = 100_000
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 100
+    seed: int = 0
+
+    def describe(self) -> str:
+        d = asdict(self)
+        return ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")
+
+
+GUIDANCE_RECIPES = {
+    "stories-diffusion-lm-place": GuidanceRecipe("stories-diffusion-lm-place"),
+}
+
+
+def train_guidance_classifier(name: str, model=None, progress: bool = True, device=None, **overrides):
+    """Train a guidance classifier recipe on the word vectors of ``model`` (default: the shipped ``base``
+    checkpoint); return ``(classifier, history)``."""
+    from dataclasses import replace
+
+    from .metrics import attribute_values, story_attributes
+    from .nn import NoisyClassifier
+
+    check_choice("recipe", name, GUIDANCE_RECIPES)
+    r = replace(GUIDANCE_RECIPES[name], **overrides)
+    if model is None:
+        model, process, _, _ = load_pretrained(r.base)
+    else:
+        _, process = build_text_model(TEXT_RECIPES[r.base], model.config.vocab_size)
+    grammar, tok, ids = story_data(model.config.max_len, r.stories)
+    values = attribute_values(grammar, r.attribute)
+    labels = torch.tensor([values.index(v) for v in story_attributes(grammar, grammar.split("train", r.stories),
+                                                                     r.attribute)])
+    seed_everything(r.seed)
+    clf = NoisyClassifier(input_dim=model.config.embed_dim, num_classes=len(values), max_len=model.config.max_len,
+                          num_train_timesteps=process.num_train_timesteps, **r.model)
+    from .runtime import device as best_device
+
+    dev = torch.device(device) if device is not None else best_device()
+    model.requires_grad_(False).to(dev)
+
+    def loss(c, batch, g):
+        return process.classifier_loss(c, model, batch[:, :-1], batch[:, -1], generator=g).mean()
+
+    history = fit(clf, loss, torch.cat([ids, labels[:, None]], 1), steps=r.steps, batch_size=r.batch_size,
+                  lr=r.lr, warmup=r.warmup, seed=r.seed, progress=progress, device=dev, desc=name)
+    return clf, history
+
+
+def load_guidance_classifier(name: str, path: str | Path | None = None):
+    """A shipped guidance classifier: ``(classifier, meta)``; ``meta["values"]`` are its classes."""
+    from .train import load_checkpoint
+
+    check_choice("name", name, GUIDANCE_RECIPES)
+    clf, meta = load_checkpoint(path or PRETRAINED_DIR / name)
+    if type(clf).__name__ != "NoisyClassifier" or "values" not in meta:
+        raise ValueError(f"checkpoint {str(path or PRETRAINED_DIR / name)!r} is not a guidance classifier "
+                         f"(a NoisyClassifier with its attribute's values)")
+    return clf, meta
 
 
 def training_data(recipe: Recipe) -> torch.Tensor:

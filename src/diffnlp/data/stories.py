@@ -296,6 +296,17 @@ class StoryGrammar:
         """The length in tokens of the longest story: 9 + 8 + 7 + 5."""
         return 29
 
+    def word_classes(self) -> dict[str, str]:
+        """Each word's role in the grammar ("name", "object", "place", ...; "other" for the fixed words)."""
+        c = self.config
+        groups = {"name": c.girls + c.boys, "adjective": c.adjectives, "object": c.objects, "place": c.places,
+                  "verb": [w for pair in c.found_actions + c.lost_actions for w in pair] + list(S1_VERBS.values()),
+                  "time": c.times, "feeling": c.happy + c.sad}
+        out = {w: "other" for w in self.vocab}
+        for role, words in groups.items():
+            out.update({w: role for w in words})
+        return out
+
     def tokenizer(self):
         """The word-level tokenizer of this grammar: ``[PAD]``, ``[MASK]``, then ``vocab``."""
         from .text import WordTokenizer

@@ -1,0 +1,352 @@
+"""Text diffusion in embedding space: Diffusion-LM (Li et al., 2022).
+
+Words become vectors, the vectors are diffused like any continuous data, and the sample is turned
+back into words at the end. With EMB the learned word vectors (V x d) and w a sequence of words:
+
+    x_0 = EMB(w) + sigma_0 eps_0,        sigma_0^2 = 1 - abar_0       (the embedding step q(x_0 | w))
+    x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps                     (``GaussianDiffusion.add_noise``)
+
+The denoiser f(x_t, t) predicts x_0 (prediction_type "sample"), and the three terms of the loss are
+
+    mse      = || f(x_t, t) - x_0 ||^2                   (mean over positions and dimensions)
+    prior    = || sqrt(abar_T) EMB(w) ||^2               (the squared mean of q(x_T | x_0), same mean)
+    rounding = -log p(w | x_0)                           (mean over positions)
+
+The rounding distribution is a softmax over the vocabulary whose readout is *tied* to EMB:
+
+    logit_v(x) = -|| x - EMB(v) ||^2 = 2 x . EMB(v) - ||EMB(v)||^2 - ||x||^2,
+
+a linear layer with weight 2 EMB and bias -||EMB(v)||^2 (the last term is the same for every v).
+Its most likely word is the nearest word vector, so rounding a sample by nearest neighbour is the
+same as taking the readout's argmax.
+
+Sampling runs the DDPM/DDIM steps of ``gaussian.py``. The *clamping trick* replaces the predicted
+x_0 by the nearest word vectors at every step. Guidance (``ClassifierGuidance``) takes gradient
+steps on each x_{t-1} toward an attribute that a classifier of noisy vectors recognises; infilling
+keeps known positions at their noised word vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_float, check_int, check_tensor
+from .discrete import Estimate
+from .gaussian import METHODS, GaussianDiffusion, gaussian_kl
+
+
+@dataclass
+class LossTerms:
+    """Diffusion-LM's three loss terms, each per sequence (batch,)."""
+
+    mse: torch.Tensor
+    prior: torch.Tensor
+    rounding: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.mse + self.prior + self.rounding
+
+
+def word_vectors(model) -> torch.Tensor:
+    """EMB, the (V, d) word vectors of a model that has an ``embedding`` (an ``nn.Embedding``)."""
+    emb = getattr(model, "embedding", None)
+    if not isinstance(emb, nn.Embedding):
+        raise TypeError(f"the model must have an 'embedding' (nn.Embedding) of word vectors; "
+                        f"{type(model).__name__} has none")
+    return emb.weight
+
+
+def _model_device(model) -> torch.device:
+    return word_vectors(model).device
+
+
+def rounding_logits(model, x: torch.Tensor) -> torch.Tensor:
+    """logit_v(x) = -|| x - EMB(v) ||^2 for every word v: (..., d) -> (..., V)."""
+    emb = word_vectors(model)
+    _check_vectors("x", x, emb.shape[1])
+    # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2, computed without forming the (..., V, d) differences
+    sq = (x * x).sum(-1, keepdim=True) - 2 * x @ emb.T + (emb * emb).sum(-1)
+    return -sq
+
+
+def round_to_words(model, x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour rounding: argmin_v || x - EMB(v) ||, (..., d) -> token ids (...)."""
+    return rounding_logits(model, x).argmax(-1)
+
+
+def clamp_to_words(model, x: torch.Tensor) -> torch.Tensor:
+    """The clamping trick: replace each vector by its nearest word vector EMB(round(x))."""
+    return word_vectors(model)[round_to_words(model, x)]
+
+
+def score_interpolation(model, logits: torch.Tensor) -> torch.Tensor:
+    """CDCD's x_0 estimate (Dieleman et al., 2022): the expected word vector under a distribution over words,
+
+        x0_hat = sum_v p(v | x_t) EMB(v),    p = softmax(logits),   (..., V) -> (..., d).
+
+    A denoiser trained with cross-entropy to predict the word gives it; clamping is its argmax version."""
+    emb = word_vectors(model)
+    check_tensor("logits", logits, floating=True, ndim_min=1)
+    if logits.shape[-1] != emb.shape[0]:
+        raise ValueError(f"logits must end in the vocabulary size {emb.shape[0]}, got shape {tuple(logits.shape)}")
+    return torch.softmax(logits, -1).to(emb.dtype) @ emb
+
+
+def _check_vectors(name: str, x, dim: int) -> None:
+    check_tensor(name, x, floating=True, ndim_min=1)
+    if x.shape[-1] != dim:
+        raise ValueError(f"{name} must end in the embedding dimension {dim}, got shape {tuple(x.shape)}")
+
+
+@dataclass
+class ClassifierGuidance:
+    """Plug-and-play control (Diffusion-LM, section 4.3): after each reverse step, ``steps`` gradient
+    steps on x_{t-1} up the classifier's log-probability of the wanted attribute,
+
+        x_{t-1} <- x_{t-1} + scale (1 - abar_{t-1}) grad_x log p(c = target | x_{t-1}, t-1).
+
+    The factor 1 - abar (the noise variance left) makes the step shrink to 0 as the sample becomes
+    clean, so the diffusion keeps the last word on fluency. ``scale`` = 0 is unguided; larger scales
+    trade fluency for control. ``classifier(x_t, timesteps)`` returns logits (B, C)."""
+
+    classifier: nn.Module
+    target: int
+    scale: float = 1.0
+    steps: int = 1
+
+    def __post_init__(self):
+        n = getattr(getattr(self.classifier, "config", None), "num_classes", None)
+        check_int("target", self.target, low=0, high=None if n is None else n - 1)
+        check_float("scale", self.scale, low=0.0)
+        check_int("steps", self.steps, low=1)
+
+    def apply(self, x: torch.Tensor, timestep: int, abar: float) -> torch.Tensor:
+        if self.scale == 0 or abar >= 1:
+            return x
+        t = torch.full((x.shape[0],), max(int(timestep), 0), dtype=torch.long, device=x.device)
+        for _ in range(self.steps):
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                logp = torch.log_softmax(self.classifier(xg, t), dim=-1)[:, self.target].sum()
+                (grad,) = torch.autograd.grad(logp, xg)
+            x = x + self.scale * (1 - abar) * grad
+        return x.detach()
+
+
+class EmbeddingDiffusion:
+    """Diffusion-LM's process on a model with word vectors (``model.embedding``) and an x_0-predictor
+    (``model(x_t, timesteps)``), over T timesteps of a Gaussian schedule ("sqrt" by default)."""
+
+    def __init__(self, num_train_timesteps: int = 1000, beta_schedule: str = "sqrt", mask_id: int = 1):
+        self.gaussian = GaussianDiffusion(num_train_timesteps, beta_schedule, prediction_type="sample")
+        self.num_train_timesteps = self.gaussian.num_train_timesteps
+        self.mask_id = check_int("mask_id", mask_id, low=0)
+
+    def __repr__(self) -> str:
+        return (f"EmbeddingDiffusion(num_train_timesteps={self.num_train_timesteps}, "
+                f"beta_schedule={self.gaussian.beta_schedule!r})")
+
+    @property
+    def sigma_0(self) -> float:
+        """sigma_0 = sqrt(1 - abar_0): the noise of the embedding step q(x_0 | w) = N(EMB(w), sigma_0^2 I)."""
+        return float((1 - self.gaussian.alphas_cumprod[0]).sqrt())
+
+    def embed(self, model, ids: torch.Tensor) -> torch.Tensor:
+        """EMB(w): token ids (B, L) -> word vectors (B, L, d)."""
+        emb = word_vectors(model)
+        check_tensor("ids", ids, floating=False)
+        if ids.numel() and (ids.min() < 0 or ids.max() >= emb.shape[0]):
+            raise ValueError(f"ids has token ids from {ids.min().item()} to {ids.max().item()}; allowed: "
+                             f"0 <= id < {emb.shape[0]} (the model's vocabulary)")
+        return emb[ids.to(emb.device)]
+
+    # ----------------------------------------------------------------- training
+    def loss_terms(self, model, ids: torch.Tensor, generator: torch.Generator | None = None,
+                   timesteps: torch.Tensor | None = None) -> LossTerms:
+        """The three terms for a batch of token ids (B, L); t ~ U{0..T-1} unless ``timesteps`` is given."""
+        check_tensor("ids", ids, floating=False)
+        if ids.ndim != 2:
+            raise ValueError(f"ids must have shape (batch, length), got {tuple(ids.shape)}")
+        e = self.embed(model, ids)                                        # EMB(w), (B, L, d)
+        B, dev = ids.shape[0], e.device
+        eps_0 = torch.randn(e.shape, generator=generator).to(dev)
+        x0 = e + self.sigma_0 * eps_0                                     # x_0 = EMB(w) + sigma_0 eps_0
+        if timesteps is None:
+            timesteps = torch.randint(0, self.num_train_timesteps, (B,), generator=generator)
+        timesteps = timesteps.to(dev)
+        noise = torch.randn(e.shape, generator=generator).to(dev)
+        x_t = self.gaussian.add_noise(x0, noise, timesteps)              # sqrt(abar_t) x_0 + sqrt(1-abar_t) eps
+        mse = ((model(x_t, timesteps) - x0) ** 2).mean(dim=(1, 2))        # ||f(x_t, t) - x_0||^2
+        abar_T = self.gaussian.alphas_cumprod[-1].to(dev)
+        prior = (abar_T * e ** 2).mean(dim=(1, 2))                        # ||sqrt(abar_T) EMB(w)||^2
+        logits = rounding_logits(model, x0)                               # -||x_0 - EMB(v)||^2
+        rounding = nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(dev), reduction="none").mean(1)
+        return LossTerms(mse, prior, rounding)
+
+    def loss(self, model, ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """mse + prior + rounding, per sequence (batch,)."""
+        return self.loss_terms(model, ids, generator).total
+
+    def noisy_word_vectors(self, model, ids: torch.Tensor, timesteps: torch.Tensor,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+        """A draw of x_t given the words: x_0 = EMB(w) + sigma_0 eps_0, then ``add_noise`` to ``timesteps``."""
+        e = self.embed(model, ids)
+        x0 = e + self.sigma_0 * torch.randn(e.shape, generator=generator).to(e.device)
+        return self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(e.device),
+                                       timesteps.to(e.device))
+
+    def classifier_loss(self, classifier: nn.Module, model, ids: torch.Tensor, labels: torch.Tensor,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """Cross-entropy of a noisy-vector classifier, -log p(c | x_t, t), t ~ U{0..T-1}, per sequence.
+        The word vectors come from ``model`` and are frozen (no gradient reaches them)."""
+        check_tensor("labels", labels, floating=False)
+        t = torch.randint(0, self.num_train_timesteps, (ids.shape[0],), generator=generator)
+        with torch.no_grad():
+            x_t = self.noisy_word_vectors(model, ids, t, generator)
+        logits = classifier(x_t, t.to(x_t.device))
+        return nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="none")
+
+    @torch.no_grad()
+    def nelbo(self, model, ids: torch.Tensor, n_samples: int = 16,
+              generator: torch.Generator | None = None) -> Estimate:
+        """A Monte-Carlo upper bound on -log p(w) in nats per sequence: the Gaussian analogue of the NELBO.
+
+        The model's p(w) = int p(w | x_0) p_theta(x_0) dx_0, with p_theta(x_0) the reverse chain whose last
+        step is a Gaussian N(x_0; f(x_{t=0}, 0), sigma_0^2 I). With x_0 ~ q(x_0 | w) = N(EMB(w), sigma_0^2 I):
+
+            -log p(w) <= E[ -log p(w | x_0) + KL(q(x_T | x_0) || N(0, I))
+                            + sum_{t>=1} KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t))
+                            - log N(x_0; f(x_{t=0}, 0), sigma_0^2 I) ] - H[q(x_0 | w)]
+
+        The sum over t is estimated with stratified t (``n_samples`` per sequence, times T), and the
+        decoder and entropy terms combine to ||x_0 - f||^2 / (2 sigma_0^2) - L d / 2.
+        """
+        check_tensor("ids", ids, floating=False)
+        n_samples = check_int("n_samples", n_samples, low=2)
+        e = self.embed(model, ids)
+        B, L, d = e.shape
+        T, dev, s0 = self.num_train_timesteps, e.device, self.sigma_0
+        total = torch.zeros(B, n_samples, dtype=torch.float64, device=dev)
+        offset = torch.rand(B, generator=generator)
+        for k in range(n_samples):
+            t = ((offset + k) / n_samples * T).long().clamp(max=T - 1)    # one stratum of {0..T-1} each
+            x0 = e + s0 * torch.randn(e.shape, generator=generator).to(dev)
+            x_t = self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(dev), t)
+            f = model(x_t, t.to(dev))
+            logits = rounding_logits(model, x0)
+            term = nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(dev), reduction="none").sum(1)
+            aT = self.gaussian.alphas_cumprod[-1].to(dev)
+            term = term + gaussian_kl(aT.sqrt() * x0, (1 - aT).expand_as(x0), torch.zeros_like(x0),
+                                      torch.ones_like(x0)).sum(dim=(1, 2))
+            tt = t.to(dev)
+            pos = tt >= 1                                                 # t = 0 is the decoder's term
+            mean_q, var = self.gaussian.posterior(x_t, x0, tt.clamp(min=1))
+            mean_p, _ = self.gaussian.posterior(x_t, f, tt.clamp(min=1))
+            kl = ((mean_q - mean_p) ** 2 / (2 * var.clamp(min=1e-20))).sum(dim=(1, 2))
+            dec = ((x0 - f) ** 2).sum(dim=(1, 2)) / (2 * s0 ** 2) - L * d / 2
+            term = term + T * torch.where(pos, kl, dec)
+            total[:, k] = term.double()
+        return Estimate(total.mean(1), total.std(1) / n_samples ** 0.5)
+
+    # ----------------------------------------------------------------- sampling
+    def sample(self, model, num_samples: int, length: int, num_inference_steps: int = 200,
+               method: str = "ddpm", eta: float = 0.0, clamp: bool = False, fixed: torch.Tensor | None = None,
+               guidance: ClassifierGuidance | None = None, generator: torch.Generator | None = None,
+               timestep_spacing: str = "leading") -> Iterator[torch.Tensor]:
+        """A generator of every x_t (B, L, d), x_T first; ``round_to_words`` of the last is the sample.
+
+        - ``clamp``: snap the predicted x_0 to the nearest word vectors before each step;
+        - ``fixed``: ids (L,) or (B, L), [MASK] (``mask_id``) where the model writes: the other positions
+          are kept at their word vectors, noised to the current step (infilling);
+        - ``guidance``: a ``ClassifierGuidance`` applied to every x_{t-1}.
+        """
+        emb = word_vectors(model)
+        num_samples = check_int("num_samples", num_samples, low=1)
+        length = check_int("length", length, low=1)
+        T = self.num_train_timesteps
+        num_inference_steps = check_int("num_inference_steps", num_inference_steps, low=1, high=T)
+        check_choice("method", method, METHODS)
+        check_float("eta", eta, 0.0, 1.0)
+        if not isinstance(clamp, bool):
+            raise TypeError(f"clamp must be a bool, got {type(clamp).__name__} {clamp!r}")
+        if guidance is not None and not isinstance(guidance, ClassifierGuidance):
+            raise TypeError(f"guidance must be a ClassifierGuidance or None, got {type(guidance).__name__}")
+        known = None
+        if fixed is not None:
+            check_tensor("fixed", fixed, floating=False)
+            if fixed.shape not in ((length,), (num_samples, length)):
+                raise ValueError(f"fixed must have shape ({length},) or ({num_samples}, {length}), "
+                                 f"got {tuple(fixed.shape)}")
+            fixed = fixed.cpu().expand(num_samples, length)
+            known = fixed != self.mask_id
+            fixed = torch.where(known, fixed, torch.zeros_like(fixed))
+            known = (known, self.embed(model, fixed))
+        timesteps = self.gaussian.inference_timesteps(num_inference_steps, timestep_spacing).tolist()
+        shape = (num_samples, length, emb.shape[1])
+        return self._reverse(model, shape, timesteps, method, eta, clamp, known, guidance, generator)
+
+    def _impose(self, x: torch.Tensor, known, timestep: int, generator) -> torch.Tensor:
+        """Infilling: put the known positions back at EMB(w) noised to ``timestep`` (clean below 0)."""
+        if known is None:
+            return x
+        mask, e = known
+        mask = mask.to(x.device)[..., None]
+        if timestep >= 0:
+            t = torch.full((x.shape[0],), timestep, dtype=torch.long)
+            e = self.gaussian.add_noise(e, torch.randn(e.shape, generator=generator).to(e.device), t)
+        return torch.where(mask, e.to(x.dtype), x)
+
+    def _reverse(self, model, shape, timesteps, method, eta, clamp, known, guidance, generator):
+        dev = _model_device(model)
+        table = torch.cat([torch.ones(1), self.gaussian.alphas_cumprod])  # abar_{-1} = 1, then abar_t
+        x = torch.randn(shape, generator=generator).to(dev)
+        x = self._impose(x, known, timesteps[0], generator)
+        yield x
+        for t, s in zip(timesteps, timesteps[1:] + [-1]):
+            with torch.no_grad():
+                x0_hat = model(x, torch.full((shape[0],), t, dtype=torch.long, device=dev))   # f(x_t, t)
+                if clamp:
+                    x0_hat = clamp_to_words(model, x0_hat)                # the clamping trick
+                noise = torch.randn(shape, generator=generator).to(dev)
+                x = self.gaussian.step(x0_hat, t, x, s, method=method, eta=eta, noise=noise)
+            if guidance is not None:
+                x = guidance.apply(x, s, float(table[s + 1]))
+            x = self._impose(x, known, s, generator)
+            yield x
+
+    @torch.no_grad()
+    def rounding_accuracy(self, model, ids: torch.Tensor, timesteps, seed: int = 0) -> dict[str, list[float]]:
+        """At each timestep, the share of words still recovered by nearest-neighbour rounding of the
+        rescaled noisy vector x_t / sqrt(abar_t) ("noisy") and of the model's x_0 prediction ("model")."""
+        check_tensor("ids", ids, floating=False)
+        gen = torch.Generator().manual_seed(seed)
+        out: dict[str, list[float]] = {"noisy": [], "model": []}
+        dev = _model_device(model)
+        ids = ids.to(dev)
+        for t in timesteps:
+            tt = torch.full((ids.shape[0],), int(t), dtype=torch.long)
+            x_t = self.noisy_word_vectors(model, ids, tt, gen)
+            abar = float(self.gaussian.alphas_cumprod[int(t)])
+            out["noisy"].append(float((round_to_words(model, x_t / abar ** 0.5) == ids).float().mean()))
+            out["model"].append(float((round_to_words(model, model(x_t, tt.to(dev))) == ids).float().mean()))
+        return out
+
+    def generate(self, model, num_samples: int, length: int, batch_size: int = 250, seed: int = 0,
+                 **kwargs) -> torch.Tensor:
+        """Token ids (num_samples, length): ``sample`` in batches, then nearest-neighbour rounding."""
+        num_samples = check_int("num_samples", num_samples, low=1)
+        batch_size = check_int("batch_size", batch_size, low=1)
+        gen = torch.Generator().manual_seed(seed)
+        fixed = kwargs.pop("fixed", None)
+        out = []
+        for i in range(0, num_samples, batch_size):
+            b = min(batch_size, num_samples - i)
+            f = fixed if fixed is None or fixed.ndim == 1 else fixed[i:i + b]
+            *_, x = self.sample(model, b, length, fixed=f, generator=gen, **kwargs)
+            out.append(round_to_words(model, x).cpu())
+        return torch.cat(out)

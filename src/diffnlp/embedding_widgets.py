@@ -1,0 +1,208 @@
+"""The widget of lesson 03: a sentence's word vectors dissolving into Gaussian noise.
+
+``EmbeddingNoisingExplorer``: type a sentence (or draw a story) and slide the timestep t. The plot is a
+2-D projection (PCA) of the vocabulary's word vectors, with the sentence's noisy vectors
+x_t = sqrt(abar_t) EMB(w) + sqrt(1 - abar_t) eps drawn over it (one fixed eps, so only t moves), and the
+model's prediction of x_0 beside them. Under the plot, two decodings by nearest word vector: of the
+rescaled x_t / sqrt(abar_t) (what rounding alone reads), and of the model's x_0 prediction. The
+clamping toggle snaps the prediction onto the nearest word vectors, as the clamping trick does at
+every sampling step.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+import numpy as np
+import torch
+
+from ._checks import check_int
+from .embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
+from .plotting import CORAL, GREY, INK, figure_png, style_axes
+from .text_widgets import CLEAN_BG, _chip
+from .widgets import _agg_figure, _PNGWidget
+
+BLUE = "#3b6ea8"
+
+
+def pca_2d(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and the top-2 principal directions (d, 2) of a set of vectors (N, d)."""
+    v = vectors.detach().double()
+    mean = v.mean(0)
+    _, _, vt = torch.linalg.svd(v - mean, full_matrices=False)
+    return mean, vt[:2].T
+
+
+class EmbeddingNoisingExplorer(_PNGWidget):
+    """Slide t and watch a sentence's word vectors become noise, and what the nearest words become.
+
+    ``model`` and ``process``: a Diffusion-LM (an ``EmbeddingDenoiser`` and its ``EmbeddingDiffusion``;
+    default: the shipped "stories-diffusion-lm" checkpoint); ``text``: a sentence in its vocabulary
+    (default: a story drawn from the grammar).
+    """
+
+    def __init__(self, model=None, process: EmbeddingDiffusion | None = None, tokenizer=None, text: str | None = None,
+                 t: int = 200, clamp: bool = False, seed: int = 0):
+        import ipywidgets as W
+
+        from .data.stories import StoryGrammar
+
+        self.grammar = StoryGrammar()
+        if model is None:
+            from .recipes import load_pretrained
+
+            model, process, tokenizer, _ = load_pretrained("stories-diffusion-lm")
+        if process is None or not isinstance(process, EmbeddingDiffusion):
+            raise TypeError(f"process must be the model's EmbeddingDiffusion, got {type(process).__name__}")
+        self.model, self.process = model.eval(), process
+        self.tokenizer = tokenizer or self.grammar.tokenizer()
+        emb = word_vectors(model).detach()
+        if emb.shape[0] != self.tokenizer.vocab_size:
+            raise ValueError(f"the model has {emb.shape[0]} word vectors but the tokenizer {self.tokenizer.vocab_size} "
+                             f"words")
+        self.T = process.num_train_timesteps
+        t = check_int("t", t, 0, self.T - 1)
+        if not isinstance(clamp, bool):
+            raise TypeError(f"clamp must be a bool, got {type(clamp).__name__} {clamp!r}")
+        self.seed = check_int("seed", seed)
+        self.latencies: list[float] = []
+        self.mean, self.axes = pca_2d(emb)
+        self.vocab_2d = self.project(emb)
+        if text is None:
+            text = self.grammar.sample(1, seed=self.seed)[0]
+        self._set_text(text)                                     # clear errors for bad text
+
+        self.fig = _agg_figure((6.4, 4.6))
+        ax = self.fig.subplots()
+        self.ax = ax
+        ax.scatter(self.vocab_2d[:, 0], self.vocab_2d[:, 1], s=9, color=GREY, alpha=0.45, label="every word vector")
+        self.clean = ax.scatter([], [], s=60, facecolors="none", edgecolors=INK, lw=1.2, label="the sentence's words")
+        self.noisy = ax.scatter([], [], s=22, color=CORAL, label=r"noisy $x_t$", zorder=3)
+        self.pred = ax.scatter([], [], s=40, marker="x", color=BLUE, lw=1.6, label=r"model's $\hat x_0$", zorder=4)
+        self.labels = []
+        lim = float(np.abs(self.vocab_2d).max()) * 1.25
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        style_axes(ax, None, "principal direction 1", "principal direction 2")
+        ax.legend(loc="upper right", fontsize=7, frameon=False)
+        self.title = ax.set_title("", fontsize=10)
+        self.fig.tight_layout()
+
+        self._init_image()
+        self.text = W.Text(value=text, description="sentence", layout=W.Layout(width="95%"))
+        self.new = W.Button(description="draw a story", icon="random")
+        self.clamp = W.ToggleButton(value=clamp, description="clamp x̂0 to words", icon="magnet")
+        self.slider = W.IntSlider(value=t, min=0, max=self.T - 1, step=1, description="t",
+                                  continuous_update=True, layout=W.Layout(width="60%"))
+        self.decoded = W.HTML()
+        self.status = W.HTML()
+        self.slider.observe(self._on_change, names="value")
+        self.clamp.observe(self._on_change, names="value")
+        self.text.observe(self._on_text, names="value")
+        self.new.on_click(self._on_new)
+        self.widget = W.VBox([self.text, W.HBox([self.new, self.clamp]), self.slider, self.image, self.decoded,
+                              self.status])
+        self.widget.add_class("diffnlp-embedding-noising-explorer")
+        self._update()
+
+    # ----------------------------------------------------------------- the computation
+    def project(self, x: torch.Tensor) -> np.ndarray:
+        """Coordinates on the vocabulary's two principal directions: (..., d) -> (..., 2)."""
+        return ((x.detach().double() - self.mean) @ self.axes).numpy()
+
+    def _set_text(self, text: str):
+        ids = self.tokenizer.encode(text)
+        L = self.model.config.max_len if hasattr(self.model, "config") else len(ids)
+        if len(ids) > L:
+            raise ValueError(f"the sentence has {len(ids)} tokens; the model takes at most {L}")
+        self.ids = torch.tensor(ids)
+        self.x0 = self.process.embed(self.model, self.ids[None]).detach()[0]               # EMB(w), (n, d)
+        self.noise = torch.randn(self.x0.shape, generator=torch.Generator().manual_seed(self.seed))
+
+    def state(self, t: int | None = None, clamp: bool | None = None) -> dict:
+        """x_t, the model's x_0 prediction (clamped or not) and both decodings at timestep t."""
+        t = self.slider.value if t is None else check_int("t", t, 0, self.T - 1)
+        clamp = self.clamp.value if clamp is None else clamp
+        tt = torch.tensor([t])
+        x_t = self.process.gaussian.add_noise(self.x0[None], self.noise[None], tt)                   # (1, n, d)
+        abar = float(self.process.gaussian.alphas_cumprod[t])
+        with torch.no_grad():
+            pred = self.model(x_t, tt)
+            if clamp:
+                pred = clamp_to_words(self.model, pred)
+        return {"t": t, "abar": abar, "x_t": x_t[0], "pred": pred[0],
+                "rounded": round_to_words(self.model, x_t[0] / abar ** 0.5).tolist(),
+                "predicted": round_to_words(self.model, pred[0]).tolist()}
+
+    def _row(self, label: str, ids: list[int]) -> str:
+        chips = []
+        for orig, now in zip(self.ids.tolist(), ids):
+            word = self.tokenizer.vocab[now]
+            same = now == orig
+            chips.append(_chip(word, CLEAN_BG if same else "#fbd3cb", INK if same else CORAL, bold=not same,
+                               title="as written" if same else f"was {self.tokenizer.vocab[orig]!r}"))
+        right = sum(a == b for a, b in zip(self.ids.tolist(), ids))
+        return (f"<div style='margin:2px 0'><span style='font-family:sans-serif;font-size:12px;color:#555'>"
+                f"{html.escape(label)} ({right}/{len(ids)} right)</span><br>{''.join(chips)}</div>")
+
+    # ----------------------------------------------------------------- drawing
+    def _update(self, started: float | None = None):
+        started = time.perf_counter() if started is None else started
+        s = self.state()
+        clean, noisy, pred = self.project(self.x0), self.project(s["x_t"]), self.project(s["pred"])
+        self.clean.set_offsets(clean)
+        self.noisy.set_offsets(noisy)
+        self.pred.set_offsets(pred)
+        for a in self.labels:
+            a.remove()
+        self.labels = [self.ax.annotate(self.tokenizer.vocab[i], clean[k], fontsize=7, color=INK,
+                                        xytext=(3, 3), textcoords="offset points")
+                       for k, i in enumerate(self.ids.tolist()) if self.ids.tolist().index(i) == k]
+        self.title.set_text(f"t = {s['t']}   abar_t = {s['abar']:.3f}   noise std = {(1 - s['abar']) ** 0.5:.2f}")
+        what = "clamped to the nearest words" if self.clamp.value else "as predicted"
+        self.decoded.value = (self._row("nearest word to x_t / sqrt(abar_t)", s["rounded"])
+                              + self._row(f"nearest word to the model's x̂0 ({what})", s["predicted"]))
+        self._redraw(started)
+
+    def _on_change(self, change):
+        self._update(time.perf_counter())
+
+    def _on_text(self, change):
+        try:
+            self._set_text(change["new"])
+        except (TypeError, ValueError) as exc:
+            self.status.value = f"<span style='color:{CORAL}'>{html.escape(str(exc))}</span>"
+            return
+        self.status.value = ""
+        self._update(time.perf_counter())
+
+    def _on_new(self, _button):
+        self.seed += 1
+        self.text.value = self.grammar.sample(1, seed=self.seed)[0]
+
+    # ----------------------------------------------------------------- for readers on the web
+    def strip(self, timesteps=(0, 100, 300, 600, 999)):
+        """A static figure: the projection at a few timesteps, and the nearest-word decoding of each."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(2.6 * len(timesteps), 3.0), dpi=90)
+        axes = fig.subplots(1, len(timesteps))
+        clean = self.project(self.x0)
+        lim = float(np.abs(self.vocab_2d).max()) * 1.25
+        for ax, t in zip(axes, timesteps):
+            s = self.state(int(t), clamp=False)
+            ax.scatter(self.vocab_2d[:, 0], self.vocab_2d[:, 1], s=5, color=GREY, alpha=0.4)
+            ax.scatter(clean[:, 0], clean[:, 1], s=30, facecolors="none", edgecolors=INK, lw=1)
+            noisy = self.project(s["x_t"])
+            ax.scatter(noisy[:, 0], noisy[:, 1], s=12, color=CORAL)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            right = sum(a == b for a, b in zip(self.ids.tolist(), s["rounded"]))
+            style_axes(ax, f"t = {t}: {right}/{len(self.ids)} words\nstill nearest", "PC 1",
+                       "PC 2" if t == timesteps[0] else None)
+        fig.tight_layout()
+        return fig
+
+    def png(self) -> bytes:
+        return figure_png(self.fig)
