@@ -123,10 +123,8 @@ def test_embedding_noising_explorer_from_python(tiny):
     model, process = tiny
     e = EmbeddingNoisingExplorer(model, process, TOK, t=0)
     n = len(e.ids)
-    s0 = e.state(0)
-    assert s0["rounded"] == e.ids.tolist()              # barely noised: every word is still its own nearest
-    late = e.state(99)
-    assert late["rounded"] != e.ids.tolist()
+    right = [sum(a == b for a, b in zip(e.state(t)["rounded"], e.ids.tolist())) for t in (0, 99)]
+    assert right[0] >= 0.9 * n > right[1]                 # barely noised: nearly every word is still its own nearest
     e.slider.value = 60
     assert "nearest word to x_t" in e.decoded.value and e.latencies and len(e.image.value) > 1000
     assert e.noisy.get_offsets().shape == (n, 2)

@@ -89,7 +89,8 @@ def score_interpolation(model, logits: torch.Tensor) -> torch.Tensor:
 
         x0_hat = sum_v p(v | x_t) EMB(v),    p = softmax(logits),   (..., V) -> (..., d).
 
-    A denoiser trained with cross-entropy to predict the word gives it; clamping is its argmax version."""
+    A denoiser trained with cross-entropy to predict the word gives it. (Clamping is different: it snaps
+    the *expected* vector to its nearest word, which need not be the most probable word.)"""
     emb = word_vectors(model)
     check_tensor("logits", logits, floating=True, ndim_min=1)
     if logits.shape[-1] != emb.shape[0]:
@@ -124,6 +125,8 @@ class ClassifierGuidance:
         check_int("target", self.target, low=0, high=None if n is None else n - 1)
         check_float("scale", self.scale, low=0.0)
         check_int("steps", self.steps, low=1)
+        if self.scale == float("inf"):
+            raise ValueError("scale=inf is out of range; allowed: a finite scale >= 0")
 
     def apply(self, x: torch.Tensor, timestep: int, abar: float) -> torch.Tensor:
         if self.scale == 0 or abar >= 1:
@@ -205,14 +208,52 @@ class EmbeddingDiffusion:
         """Cross-entropy of a noisy-vector classifier, -log p(c | x_t, t), t ~ U{0..T-1}, per sequence.
         The word vectors come from ``model`` and are frozen (no gradient reaches them)."""
         check_tensor("labels", labels, floating=False)
+        check_tensor("ids", ids, floating=False)
+        n = getattr(getattr(classifier, "config", None), "num_classes", None)
+        if labels.shape != (ids.shape[0],):
+            raise ValueError(f"labels must have shape ({ids.shape[0]},), one per sequence, got {tuple(labels.shape)}")
+        if labels.numel() and (labels.min() < 0 or (n is not None and labels.max() >= n)):
+            raise ValueError(f"labels run from {labels.min().item()} to {labels.max().item()}; allowed: "
+                             f"0 <= label < {n} (the classifier's classes)")
         t = torch.randint(0, self.num_train_timesteps, (ids.shape[0],), generator=generator)
         with torch.no_grad():
             x_t = self.noisy_word_vectors(model, ids, t, generator)
         logits = classifier(x_t, t.to(x_t.device))
         return nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="none")
 
+    def _step_term(self, model, ids: torch.Tensor, e: torch.Tensor, t: torch.Tensor, generator):
+        """For a fresh x_0 ~ q(x_0 | w) and x_t: (rounding + prior terms, the term of step t), per sequence.
+        The step term is KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) for t >= 1, and for t = 0 the
+        decoder minus the entropy of q(x_0 | w): ||x_0 - f||^2 / (2 sigma_0^2) - L d / 2."""
+        B, L, d = e.shape
+        dev, s0 = e.device, self.sigma_0
+        x0 = e + s0 * torch.randn(e.shape, generator=generator).to(dev)
+        t = t.to(dev)
+        x_t = self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(dev), t)
+        f = model(x_t, t)
+        logits = rounding_logits(model, x0)
+        rest = nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(dev), reduction="none").sum(1)
+        aT = self.gaussian.alphas_cumprod[-1].to(dev)                   # KL(q(x_T | x_0) || N(0, I))
+        rest = rest + gaussian_kl(aT.sqrt() * x0, (1 - aT).expand_as(x0), torch.zeros_like(x0),
+                                  torch.ones_like(x0)).sum(dim=(1, 2))
+        mean_q, var = self.gaussian.posterior(x_t, x0, t.clamp(min=1))
+        mean_p, _ = self.gaussian.posterior(x_t, f, t.clamp(min=1))
+        kl = ((mean_q - mean_p) ** 2 / (2 * var.clamp(min=1e-20))).sum(dim=(1, 2))
+        dec = ((x0 - f) ** 2).sum(dim=(1, 2)) / (2 * s0 ** 2) - L * d / 2
+        return rest.float(), torch.where(t >= 1, kl, dec).float()
+
     @torch.no_grad()
-    def nelbo(self, model, ids: torch.Tensor, n_samples: int = 16,
+    def step_terms(self, model, ids: torch.Tensor, timesteps, generator: torch.Generator | None = None) -> list[float]:
+        """The bound's term of each step in ``timesteps`` (t = 0: decoder minus entropy; t >= 1: the KL),
+        averaged over the sequences ``ids``: where the nats of ``nelbo`` come from."""
+        check_tensor("ids", ids, floating=False)
+        e = self.embed(model, ids)
+        T = self.num_train_timesteps
+        return [float(self._step_term(model, ids, e, torch.full((e.shape[0],), check_int("t", int(t), 0, T - 1)),
+                                      generator)[1].mean()) for t in timesteps]
+
+    @torch.no_grad()
+    def nelbo(self, model, ids: torch.Tensor, n_samples: int = 16, exact_steps: int = 50,
               generator: torch.Generator | None = None) -> Estimate:
         """A Monte-Carlo upper bound on -log p(w) in nats per sequence: the Gaussian analogue of the NELBO.
 
@@ -223,35 +264,30 @@ class EmbeddingDiffusion:
                             + sum_{t>=1} KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t))
                             - log N(x_0; f(x_{t=0}, 0), sigma_0^2 I) ] - H[q(x_0 | w)]
 
-        The sum over t is estimated with stratified t (``n_samples`` per sequence, times T), and the
-        decoder and entropy terms combine to ||x_0 - f||^2 / (2 sigma_0^2) - L d / 2.
+        The first ``exact_steps`` terms (t = 0, the decoder, and the steps near the data, where the terms are
+        largest and most variable) are computed one by one; the rest is estimated with ``n_samples``
+        stratified t, times their number. ``stderr`` is the standard error of that Monte-Carlo part (treating
+        the stratified draws as independent, which overstates it). The bound is for the model whose last
+        step draws x_0 from N(f(x_{t=0}, 0), sigma_0^2 I); ``sample`` returns that Gaussian's mean instead.
         """
         check_tensor("ids", ids, floating=False)
+        if ids.ndim != 2:
+            raise ValueError(f"ids must have shape (batch, length), got {tuple(ids.shape)}")
         n_samples = check_int("n_samples", n_samples, low=2)
+        T = self.num_train_timesteps
+        E = check_int("exact_steps", exact_steps, low=0, high=T - 1)
         e = self.embed(model, ids)
-        B, L, d = e.shape
-        T, dev, s0 = self.num_train_timesteps, e.device, self.sigma_0
-        total = torch.zeros(B, n_samples, dtype=torch.float64, device=dev)
+        B = e.shape[0]
+        head = torch.zeros(B, dtype=torch.float64)                  # float64 sums on the CPU (MPS has none)
+        for t in range(E):
+            head += self._step_term(model, ids, e, torch.full((B,), t), generator)[1].cpu()
+        draws = torch.zeros(B, n_samples, dtype=torch.float64)
         offset = torch.rand(B, generator=generator)
         for k in range(n_samples):
-            t = ((offset + k) / n_samples * T).long().clamp(max=T - 1)    # one stratum of {0..T-1} each
-            x0 = e + s0 * torch.randn(e.shape, generator=generator).to(dev)
-            x_t = self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(dev), t)
-            f = model(x_t, t.to(dev))
-            logits = rounding_logits(model, x0)
-            term = nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(dev), reduction="none").sum(1)
-            aT = self.gaussian.alphas_cumprod[-1].to(dev)
-            term = term + gaussian_kl(aT.sqrt() * x0, (1 - aT).expand_as(x0), torch.zeros_like(x0),
-                                      torch.ones_like(x0)).sum(dim=(1, 2))
-            tt = t.to(dev)
-            pos = tt >= 1                                                 # t = 0 is the decoder's term
-            mean_q, var = self.gaussian.posterior(x_t, x0, tt.clamp(min=1))
-            mean_p, _ = self.gaussian.posterior(x_t, f, tt.clamp(min=1))
-            kl = ((mean_q - mean_p) ** 2 / (2 * var.clamp(min=1e-20))).sum(dim=(1, 2))
-            dec = ((x0 - f) ** 2).sum(dim=(1, 2)) / (2 * s0 ** 2) - L * d / 2
-            term = term + T * torch.where(pos, kl, dec)
-            total[:, k] = term.double()
-        return Estimate(total.mean(1), total.std(1) / n_samples ** 0.5)
+            t = E + ((offset + k) / n_samples * (T - E)).long().clamp(max=T - 1 - E)   # one stratum each
+            rest, step = self._step_term(model, ids, e, t, generator)
+            draws[:, k] = (rest + (T - E) * step).cpu()
+        return Estimate(head + draws.mean(1), draws.std(1) / n_samples ** 0.5)
 
     # ----------------------------------------------------------------- sampling
     def sample(self, model, num_samples: int, length: int, num_inference_steps: int = 200,
@@ -341,8 +377,12 @@ class EmbeddingDiffusion:
         """Token ids (num_samples, length): ``sample`` in batches, then nearest-neighbour rounding."""
         num_samples = check_int("num_samples", num_samples, low=1)
         batch_size = check_int("batch_size", batch_size, low=1)
-        gen = torch.Generator().manual_seed(seed)
+        if "generator" in kwargs:
+            raise TypeError("generate draws from its own generator: pass seed=..., not generator=")
+        gen = torch.Generator().manual_seed(check_int("seed", seed))
         fixed = kwargs.pop("fixed", None)
+        if fixed is not None:
+            check_tensor("fixed", fixed, floating=False)
         out = []
         for i in range(0, num_samples, batch_size):
             b = min(batch_size, num_samples - i)

@@ -2,7 +2,8 @@
 
 ``EmbeddingNoisingExplorer``: type a sentence (or draw a story) and slide the timestep t. The plot is a
 2-D projection (PCA) of the vocabulary's word vectors, with the sentence's noisy vectors
-x_t = sqrt(abar_t) EMB(w) + sqrt(1 - abar_t) eps drawn over it (one fixed eps, so only t moves), and the
+x_t = sqrt(abar_t) (EMB(w) + sigma_0 eps_0) + sqrt(1 - abar_t) eps drawn over it (fixed draws of eps_0
+and eps, so only t moves), and the
 model's prediction of x_0 beside them. Under the plot, two decodings by nearest word vector: of the
 rescaled x_t / sqrt(abar_t) (what rounding alone reads), and of the model's x_0 prediction. The
 clamping toggle snaps the prediction onto the nearest word vectors, as the clamping trick does at
@@ -57,7 +58,7 @@ class EmbeddingNoisingExplorer(_PNGWidget):
             raise TypeError(f"process must be the model's EmbeddingDiffusion, got {type(process).__name__}")
         self.model, self.process = model.eval(), process
         self.tokenizer = tokenizer or self.grammar.tokenizer()
-        emb = word_vectors(model).detach()
+        emb = word_vectors(model).detach().cpu()
         if emb.shape[0] != self.tokenizer.vocab_size:
             raise ValueError(f"the model has {emb.shape[0]} word vectors but the tokenizer {self.tokenizer.vocab_size} "
                              f"words")
@@ -109,7 +110,7 @@ class EmbeddingNoisingExplorer(_PNGWidget):
     # ----------------------------------------------------------------- the computation
     def project(self, x: torch.Tensor) -> np.ndarray:
         """Coordinates on the vocabulary's two principal directions: (..., d) -> (..., 2)."""
-        return ((x.detach().double() - self.mean) @ self.axes).numpy()
+        return ((x.detach().double().cpu() - self.mean) @ self.axes).numpy()
 
     def _set_text(self, text: str):
         ids = self.tokenizer.encode(text)
@@ -117,21 +118,23 @@ class EmbeddingNoisingExplorer(_PNGWidget):
         if len(ids) > L:
             raise ValueError(f"the sentence has {len(ids)} tokens; the model takes at most {L}")
         self.ids = torch.tensor(ids)
-        self.x0 = self.process.embed(self.model, self.ids[None]).detach()[0]               # EMB(w), (n, d)
-        self.noise = torch.randn(self.x0.shape, generator=torch.Generator().manual_seed(self.seed))
+        self.x0 = self.process.embed(self.model, self.ids[None]).detach()[0].cpu()         # EMB(w), (n, d)
 
     def state(self, t: int | None = None, clamp: bool | None = None) -> dict:
         """x_t, the model's x_0 prediction (clamped or not) and both decodings at timestep t."""
         t = self.slider.value if t is None else check_int("t", t, 0, self.T - 1)
         clamp = self.clamp.value if clamp is None else clamp
         tt = torch.tensor([t])
-        x_t = self.process.gaussian.add_noise(self.x0[None], self.noise[None], tt)                   # (1, n, d)
         abar = float(self.process.gaussian.alphas_cumprod[t])
         with torch.no_grad():
-            pred = self.model(x_t, tt)
+            # the training forward process with the same draws every time (only t moves):
+            # x_t = sqrt(abar_t) (EMB(w) + sigma_0 eps_0) + sqrt(1 - abar_t) eps
+            gen = torch.Generator().manual_seed(self.seed)
+            x_t = self.process.noisy_word_vectors(self.model, self.ids[None], tt, gen)              # (1, n, d)
+            pred = self.model(x_t, tt.to(x_t.device))
             if clamp:
                 pred = clamp_to_words(self.model, pred)
-        return {"t": t, "abar": abar, "x_t": x_t[0], "pred": pred[0],
+        return {"t": t, "abar": abar, "x_t": x_t[0].cpu(), "pred": pred[0].cpu(),
                 "rounded": round_to_words(self.model, x_t[0] / abar ** 0.5).tolist(),
                 "predicted": round_to_words(self.model, pred[0]).tolist()}
 
@@ -184,10 +187,9 @@ class EmbeddingNoisingExplorer(_PNGWidget):
     # ----------------------------------------------------------------- for readers on the web
     def strip(self, timesteps=(0, 100, 300, 600, 999)):
         """A static figure: the projection at a few timesteps, and the nearest-word decoding of each."""
-        from matplotlib.figure import Figure
+        import matplotlib.pyplot as plt
 
-        fig = Figure(figsize=(2.6 * len(timesteps), 3.0), dpi=90)
-        axes = fig.subplots(1, len(timesteps))
+        fig, axes = plt.subplots(1, len(timesteps), figsize=(2.6 * len(timesteps), 3.0))
         clean = self.project(self.x0)
         lim = float(np.abs(self.vocab_2d).max()) * 1.25
         for ax, t in zip(axes, timesteps):

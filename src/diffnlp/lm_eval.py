@@ -46,6 +46,9 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
     (``num_steps`` is then ignored: one token per step)."""
     n = check_int("n", n, low=1)
     if isinstance(process, EmbeddingDiffusion):
+        if strategy != "ancestral" or block_length is not None or temperature != 1.0:
+            raise ValueError("strategy, block_length and temperature are masked-diffusion options; Diffusion-LM "
+                             "takes num_steps, clamp, guidance, fixed, method and eta")
         return process.generate(model, n, length, batch_size=batch_size, seed=seed,
                                 num_inference_steps=num_steps or 200, **kwargs)
     if kwargs:

@@ -211,6 +211,8 @@ class EmbeddingPosteriorDenoiser(nn.Module):
                              f"{tuple(seqs.shape)}")
         if diffusion.prediction_type != "sample":
             raise ValueError("diffusion must have prediction_type='sample' (an x_0-predictor)")
+        if seqs.numel() and (seqs.min() < 0 or seqs.max() >= emb.shape[0]):
+            raise ValueError(f"sequences must use word ids 0 <= id < {emb.shape[0]} (the rows of embeddings)")
         self.embedding = nn.Embedding.from_pretrained(emb, freeze=True)
         self.sequences = seqs
         self.shape = (seqs.shape[1], emb.shape[1])
@@ -222,7 +224,7 @@ class EmbeddingPosteriorDenoiser(nn.Module):
         p(w | x_t) proportional to p(w) N(x_t; sqrt(abar_t) EMB(w), (abar_t sigma_0^2 + 1 - abar_t) I)."""
         m = self.mixture
         x = x_t.reshape(x_t.shape[0], -1).double()
-        abar = m.diffusion.alphas_cumprod.double()[timesteps.cpu()][:, None]
+        abar = m.diffusion.alphas_cumprod.double()[timesteps.cpu()][:, None].to(x.device)
         var = abar * m.stds[None] ** 2 + (1 - abar)
         sq = ((x[:, None, :] - abar.sqrt()[..., None] * m.means[None]) ** 2).sum(-1)
         return torch.log_softmax(m.weights.log()[None] - 0.5 * sq / var, dim=1)
@@ -239,7 +241,10 @@ class PositionClassifier(nn.Module):
 
     def __init__(self, oracle: EmbeddingPosteriorDenoiser, position: int):
         super().__init__()
-        self.oracle, self.position = oracle, position
+        from ._checks import check_int
+
+        self.oracle = oracle
+        self.position = check_int("position", position, 0, oracle.sequences.shape[1] - 1)
         V = oracle.embedding.weight.shape[0]
         self.config = type("Config", (), {"num_classes": V})()
         self.register_buffer("onehot", nn.functional.one_hot(oracle.sequences[:, position], V).double())

@@ -225,7 +225,8 @@ GUIDANCE_RECIPES = {
 
 def train_guidance_classifier(name: str, model=None, progress: bool = True, device=None, **overrides):
     """Train a guidance classifier recipe on the word vectors of ``model`` (default: the shipped ``base``
-    checkpoint); return ``(classifier, history)``."""
+    checkpoint; a given model is copied, not changed); return ``(classifier, history)``."""
+    import copy
     from dataclasses import replace
 
     from .metrics import attribute_values, story_attributes
@@ -236,6 +237,7 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
     if model is None:
         model, process, _, _ = load_pretrained(r.base)
     else:
+        model = copy.deepcopy(model)
         _, process = build_text_model(TEXT_RECIPES[r.base], model.config.vocab_size)
     grammar, tok, ids = story_data(model.config.max_len, r.stories)
     values = attribute_values(grammar, r.attribute)
