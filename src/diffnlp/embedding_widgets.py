@@ -20,7 +20,7 @@ import torch
 
 from ._checks import check_int
 from .embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
-from .plotting import CORAL, GREY, INK, figure_png, style_axes
+from .plotting import CORAL, GREY, INK, style_axes
 from .text_widgets import CLEAN_BG, _chip
 from .widgets import _agg_figure, _PNGWidget
 
@@ -82,13 +82,17 @@ class EmbeddingNoisingExplorer(_PNGWidget):
         self.noisy = ax.scatter([], [], s=22, color=CORAL, label=r"noisy $x_t$", zorder=3)
         self.pred = ax.scatter([], [], s=40, marker="x", color=BLUE, lw=1.6, label=r"model's $\hat x_0$", zorder=4)
         self.labels = []
+        self._labelled = None
         lim = float(np.abs(self.vocab_2d).max()) * 1.25
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         style_axes(ax, None, "principal direction 1", "principal direction 2")
         ax.legend(loc="upper right", fontsize=7, frameon=False)
-        self.title = ax.set_title("", fontsize=10)
+        self.title = ax.set_title("t = 999   abar_t = 0.000   noise std = 1.00", fontsize=10)
         self.fig.tight_layout()
+        for artist in (self.noisy, self.pred, self.title):    # drawn over a cached background (blitting)
+            artist.set_animated(True)
+        self._background = None
 
         self._init_image()
         self.text = W.Text(value=text, description="sentence", layout=W.Layout(width="95%"))
@@ -153,20 +157,45 @@ class EmbeddingNoisingExplorer(_PNGWidget):
     def _update(self, started: float | None = None):
         started = time.perf_counter() if started is None else started
         s = self.state()
-        clean, noisy, pred = self.project(self.x0), self.project(s["x_t"]), self.project(s["pred"])
-        self.clean.set_offsets(clean)
-        self.noisy.set_offsets(noisy)
-        self.pred.set_offsets(pred)
-        for a in self.labels:
-            a.remove()
-        self.labels = [self.ax.annotate(self.tokenizer.vocab[i], clean[k], fontsize=7, color=INK,
-                                        xytext=(3, 3), textcoords="offset points")
-                       for k, i in enumerate(self.ids.tolist()) if self.ids.tolist().index(i) == k]
+        if self._labelled is not self.ids:                       # the sentence changed: its words move
+            clean = self.project(self.x0)
+            self.clean.set_offsets(clean)
+            for a in self.labels:
+                a.remove()
+            ids = self.ids.tolist()
+            self.labels = [self.ax.annotate(self.tokenizer.vocab[i], clean[k], fontsize=7, color=INK,
+                                            xytext=(3, 3), textcoords="offset points")
+                           for k, i in enumerate(ids) if ids.index(i) == k]
+            self._labelled = self.ids
+            self._background = None                              # the static picture changed
+        self.noisy.set_offsets(self.project(s["x_t"]))
+        self.pred.set_offsets(self.project(s["pred"]))
         self.title.set_text(f"t = {s['t']}   abar_t = {s['abar']:.3f}   noise std = {(1 - s['abar']) ** 0.5:.2f}")
         what = "clamped to the nearest words" if self.clamp.value else "as predicted"
         self.decoded.value = (self._row("nearest word to x_t / sqrt(abar_t)", s["rounded"])
                               + self._row(f"nearest word to the model's x̂0 ({what})", s["predicted"]))
         self._redraw(started)
+
+    def _redraw(self, started: float | None = None):
+        """Blit: the static picture (word vectors, axes, legend, labels) is drawn once and cached; each
+        callback restores it and draws only the noisy vectors, the predictions and the title."""
+        import io
+
+        from PIL import Image
+
+        started = time.perf_counter() if started is None else started
+        canvas = self.fig.canvas
+        if self._background is None:
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+        canvas.restore_region(self._background)
+        self.ax.draw_artist(self.noisy)
+        self.ax.draw_artist(self.pred)
+        self.fig.draw_artist(self.title)
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
+        self.image.value = buf.getvalue()
+        self.latencies.append(time.perf_counter() - started)
 
     def _on_change(self, change):
         self._update(time.perf_counter())
@@ -207,4 +236,5 @@ class EmbeddingNoisingExplorer(_PNGWidget):
         return fig
 
     def png(self) -> bytes:
-        return figure_png(self.fig)
+        """The widget's current picture as PNG bytes."""
+        return self.image.value
