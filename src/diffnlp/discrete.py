@@ -276,7 +276,7 @@ class MaskedDiffusion:
     # ------------------------------------------------------------------ sampling
     def sample(self, model, num_samples: int, length: int, num_steps: int, strategy: str = "ancestral",
                block_length: int | None = None, fixed: torch.Tensor | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None, cache: bool = False) -> Trajectory:
+               generator: torch.Generator | None = None, cache: bool = False, remask: float = 0.0) -> Trajectory:
         """Generate ``num_samples`` sequences of ``length`` tokens in ``num_steps`` denoiser steps; return a
         ``Trajectory``, an iterator over every intermediate state (B, L), starting from all [MASK].
 
@@ -295,6 +295,11 @@ class MaskedDiffusion:
         prefix, a suffix or a middle; fixed tokens are never changed.
         ``cache=True`` (ancestral only, model without time conditioning): when a step revealed nothing,
         the next step reuses the last prediction instead of calling the network; samples are identical.
+        ``remask`` = eta (ancestral only): self-correction by remasking (ReMDM, Wang et al., 2025, "cap"
+        schedule). From t to s every decided token (not a ``fixed`` one) goes back to [MASK] with
+        probability sigma = min(eta, (1 - alpha_s) / alpha_t), and a masked one is revealed with probability
+        (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t); for any such sigma the forward marginals
+        q(z_s | x) are kept, so a wrong early token can be revised. eta = 0 is MDLM's step.
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
@@ -315,6 +320,10 @@ class MaskedDiffusion:
         if cache and strategy != "ancestral":
             raise ValueError(f"cache=True applies to strategy='ancestral' only (got {strategy!r}): the other "
                              "strategies reveal tokens at every step, so there is nothing to reuse")
+        remask = check_float("remask", remask, 0.0, 1.0)
+        if remask > 0 and (strategy != "ancestral" or cache):
+            raise ValueError(f"remask={remask} applies to strategy='ancestral' without cache (got "
+                             f"strategy={strategy!r}, cache={cache})")
         if cache and _is_time_conditioned(model):
             raise ValueError("cache=True needs a model without time conditioning: a time-conditioned model's "
                              "prediction changes with t even when z_t does not")
@@ -330,14 +339,16 @@ class MaskedDiffusion:
             z = fixed.to(torch.long).cpu().expand(num_samples, length).clone()
         traj = Trajectory()
         steps = [num_steps // n_blocks + (1 if b < num_steps % n_blocks else 0) for b in range(n_blocks)]
-        traj._gen = self._run(model, traj, z.to(dev), steps, block_length, strategy, temperature, generator, cache)
+        traj._gen = self._run(model, traj, z.to(dev), steps, block_length, strategy, temperature, generator, cache,
+                              remask)
         return traj
 
     @torch.no_grad()
     def _run(self, model, traj: Trajectory, z: torch.Tensor, steps: list[int], block_length: int, strategy: str,
-             temperature: float, generator, cache: bool) -> Iterator[torch.Tensor]:
+             temperature: float, generator, cache: bool, remask: float = 0.0) -> Iterator[torch.Tensor]:
         dev = z.device
         B, L = z.shape
+        protected = z != self.mask_id                                                   # fixed tokens stay
         yield z.clone()
         logp, changed = None, True
         for b, K in enumerate(steps):
@@ -362,6 +373,11 @@ class MaskedDiffusion:
                     s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
                     p_reveal = self.reveal_probability(t.double(), s).float().to(dev)  # 1 at the last step (s = 0)
                     u = torch.rand((B, L), generator=generator).to(dev)
+                    if remask > 0:
+                        a_t, a_s = self.alpha(t.double()), self.alpha(s)
+                        sigma = torch.minimum(torch.full_like(a_t, remask), (1 - a_s) / a_t)     # ReMDM "cap"
+                        p_reveal = ((a_s - (1 - sigma) * a_t) / (1 - a_t)).float().to(dev)
+                        back = (z != self.mask_id) & ~protected & in_block & (u < sigma.float().to(dev)[:, None])
                     reveal = masked & (u < p_reveal[:, None])
                 else:
                     base, extra = n_masked // K, n_masked % K
@@ -376,7 +392,24 @@ class MaskedDiffusion:
                     reveal = masked & (rank < n_k[:, None])
                 changed = bool(reveal.any())
                 z = torch.where(reveal, x, z)
+                if strategy == "ancestral" and remask > 0:
+                    z = torch.where(back, torch.full_like(z, self.mask_id), z)
+                    changed = changed or bool(back.any())
                 yield z.clone()
+
+
+def reveal_masked(z: torch.Tensor, mask_id: int, log_probs: torch.Tensor, p_reveal: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """One parallel unmasking step shared by the samplers that reveal tokens independently: each masked
+    position is revealed with probability ``p_reveal`` ((B,) or (B, L)), with a token drawn from
+    ``exp(log_probs)`` (B, L, V) by the Gumbel-max trick; other positions are kept."""
+    dev = z.device
+    gumbel = -torch.log(-torch.log(torch.rand(log_probs.shape, generator=generator).clamp_min(1e-20)))
+    x = (log_probs + gumbel.to(dev)).argmax(-1)
+    p = p_reveal.to(dev)
+    p = p[:, None] if p.ndim == 1 else p
+    u = torch.rand(z.shape, generator=generator).to(dev)
+    return torch.where((z == mask_id) & (u < p), x, z)
 
 
 def decision_steps(trajectory: list[torch.Tensor], mask_id: int) -> torch.Tensor:

@@ -1,0 +1,125 @@
+"""Score entropy discrete diffusion (SEDD; Lou, Meng and Ermon, 2024) on the absorbing graph.
+
+SEDD learns the *concrete score* instead of p(x_0 | x_t): for a position i and a token y, the ratio
+
+    s(x_t)_{i,y} = p_t(x_t with x^i = y) / p_t(x_t).
+
+The forward process is lesson 04's masking, written with a total noise sigma_bar(t): a token is still
+clean with probability alpha(t) = exp(-sigma_bar(t)), and it jumps to [MASK] at rate
+sigma(t) = sigma_bar'(t) = -alpha'(t) / alpha(t). Only a masked position can move back, and there
+
+    s(x_t)_{i,y} = r(t) p(x_0^i = y | x_t),      r(t) = alpha / (1 - alpha) = 1 / (exp(sigma_bar) - 1).
+
+The denoising score entropy (the loss) sums, over the masked positions i and tokens y != [MASK],
+
+    sigma(t) [ s_{i,y} - r [y = x_0^i] log s_{i,y} + K(r [y = x_0^i]) ],     K(a) = a (log a - 1),
+
+over t uniform in (0, 1]. With the true scores it becomes w(t) sum_i -log p(x_0^i | x_t) with
+w(t) = sigma r = -alpha' / (1 - alpha): MDLM's NELBO. The network's output o is read as
+log s = log r(t) + o (SEDD's scaling for the absorbing graph), with no normalisation.
+
+Sampling, from t to s < t, with the "Tweedie" tau-leaping step: a masked position becomes y with
+probability (alpha_s / alpha_t - 1) s_y, and stays masked otherwise (exact for exact scores: it is
+MDLM's ancestral step); "euler" uses (t - s) sigma(t) s_y instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from ._checks import check_choice, check_int, check_tensor
+from .discrete import MaskedDiffusion, _logits, _model_device, reveal_masked
+
+METHODS = ("tweedie", "euler")
+
+
+class ScoreEntropy:
+    """SEDD on the absorbing graph, sharing ``MaskedDiffusion``'s forward process (``schedule``, ``eps``)."""
+
+    def __init__(self, schedule: str = "loglinear", mask_id: int = 1, eps: float = 1e-3):
+        self.masking = MaskedDiffusion(schedule, mask_id, eps)
+        self.mask_id = self.masking.mask_id
+
+    def __repr__(self) -> str:
+        m = self.masking
+        return f"ScoreEntropy(schedule={m.schedule!r}, mask_id={m.mask_id}, eps={m.eps})"
+
+    def ratio(self, t: torch.Tensor) -> torch.Tensor:
+        """r(t) = alpha / (1 - alpha): the score of the clean token when the denoiser is certain."""
+        a = self.masking.alpha(t)
+        return a / (1 - a)
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """sigma(t) = -alpha'(t) / alpha(t): the rate at which a clean token is masked."""
+        a = self.masking.alpha(t)
+        return self.masking.weight(t) * (1 - a) / a
+
+    def log_scores(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """log s(z_t) = log r(t) + model output, (B, L, V); the [MASK] column is -inf."""
+        out = _logits(model, z_t, t)
+        if out.shape[:2] != z_t.shape or out.shape[-1] <= self.mask_id:
+            raise ValueError(f"the model returned shape {tuple(out.shape)}; expected ({z_t.shape[0]}, "
+                             f"{z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
+        log_r = torch.log(self.ratio(t.to(out.dtype)))[:, None, None].to(out.device)
+        is_mask = torch.arange(out.shape[-1], device=out.device) == self.mask_id
+        return (log_r + out).masked_fill(is_mask, -math.inf)
+
+    def score_entropy(self, log_scores: torch.Tensor, z_t: torch.Tensor, x0: torch.Tensor,
+                      t: torch.Tensor) -> torch.Tensor:
+        """The integrand of the denoising score entropy at time t, per sequence (B,):
+
+            sum_{i masked} sigma(t) [ sum_{y != M} s_{i,y} - r log s_{i,x0^i} + K(r) ]."""
+        check_tensor("log_scores", log_scores, floating=True)
+        t = t.to(log_scores.device, log_scores.dtype)
+        r = self.ratio(t)[:, None]
+        s_sum = torch.exp(log_scores).sum(-1)                                           # sum_y s_y (MASK is 0)
+        log_s_true = log_scores.gather(-1, x0[..., None])[..., 0]
+        k = r * (torch.log(r) - 1)                                                      # K(r)
+        term = s_sum - r * log_s_true + k
+        masked = z_t == self.mask_id
+        return self.sigma(t) * torch.where(masked, term, torch.zeros_like(term)).sum(-1)
+
+    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
+             t: torch.Tensor | None = None) -> torch.Tensor:
+        """A one-sample estimate of the score-entropy loss per sequence (nats, an upper bound on -log p):
+        t stratified over the batch, z_t from the masking process."""
+        x0 = self.masking._check_x0(x0)
+        t = self.masking.sample_t(x0.shape[0], generator) if t is None else self.masking._check_t(t, x0.shape[0])
+        t = t.to(x0.device)
+        z_t = self.masking.add_noise(x0, t, generator)
+        return self.score_entropy(self.log_scores(model, z_t, t), z_t, x0, t)
+
+    @torch.no_grad()
+    def sample(self, model, num_samples: int, length: int, num_steps: int, method: str = "tweedie",
+               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """A generator of every state (B, L), all [MASK] first, over ``num_steps`` steps from t = 1 to 0;
+        the last step reveals every remaining mask from the normalised scores."""
+        check_int("num_samples", num_samples, low=1)
+        check_int("length", length, low=1)
+        check_int("num_steps", num_steps, low=1)
+        check_choice("method", method, METHODS)
+        return self._run(model, num_samples, length, num_steps, method, generator)
+
+    def _run(self, model, B, L, K, method, generator):
+        dev = _model_device(model)
+        z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
+        yield z.clone()
+        for k in range(K):
+            t = torch.full((B,), 1 - k / K, dtype=torch.float64)
+            s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
+            log_s = self.log_scores(model, z, t.to(dev, torch.float32)).double()
+            if k == K - 1:                                     # the last step: every mask goes
+                logp, p_move = torch.log_softmax(log_s, -1), torch.ones(B, dtype=torch.float64)
+            else:
+                if method == "tweedie":
+                    scale = self.masking.alpha(s) / self.masking.alpha(t) - 1   # alpha_s / alpha_t - 1
+                else:
+                    scale = (t - s) * self.sigma(t)                              # dt sigma(t)
+                move = torch.exp(log_s) * scale[:, None, None].to(log_s.device)  # P(M -> y) for each y
+                p_move = move.sum(-1).clamp(max=1.0)                             # P(leave the mask)
+                logp = torch.log(move.clamp_min(1e-300)) - torch.log(move.sum(-1, keepdim=True).clamp_min(1e-300))
+            z = reveal_masked(z, self.mask_id, logp, p_move, generator)
+            yield z.clone()
