@@ -170,6 +170,8 @@ class TransformerConfig:
     input_dim: int = 0             # > 0: the input is vectors (B, L, input_dim) instead of token ids
     output_dim: int = 0            # > 0: the output is vectors (B, L, output_dim) instead of logits
     dropout: float = 0.0
+    block_length: int = 0          # > 0: block-causal attention (block diffusion): a position sees its own
+                                   # block and the blocks before it
 
 
 class KVCache:
@@ -179,6 +181,7 @@ class KVCache:
     def __init__(self):
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = []
         self.length = 0
+        self.commit = True           # False: new tokens attend to the cache without being stored in it
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if layer == len(self.layers):
@@ -186,7 +189,8 @@ class KVCache:
         if self.layers[layer] is not None:
             pk, pv = self.layers[layer]
             k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
-        self.layers[layer] = (k, v)
+        if self.commit:
+            self.layers[layer] = (k, v)
         return k, v
 
 
@@ -204,15 +208,21 @@ class _Block(nn.Module):
                                  nn.Linear(c.mlp_ratio * c.d_model, c.d_model))
         self.dropout = c.dropout
 
-    def forward(self, h: torch.Tensor, causal: bool, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, causal: bool, cache: KVCache | None, layer: int,
+                block_length: int = 0) -> torch.Tensor:
         B, L, D = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         past = 0
         if cache is not None:
-            past = cache.layers[layer][0].shape[2] if layer < len(cache.layers) else 0
+            past = cache.layers[layer][0].shape[2] if layer < len(cache.layers) and cache.layers[layer] else 0
             k, v = cache.update(layer, k, v)
         mask, is_causal = None, False
-        if causal and past == 0:
+        if block_length:
+            # block-causal: query at absolute position past + i sees key j iff block(j) <= block(past + i)
+            qb = (past + torch.arange(L, device=h.device)) // block_length
+            kb = torch.arange(past + L, device=h.device) // block_length
+            mask = kb[None, :] <= qb[:, None]
+        elif causal and past == 0:
             is_causal = L > 1
         elif causal and L > 1:
             # new query i (absolute position past + i) sees keys j <= past + i
@@ -248,6 +258,9 @@ class Transformer(nn.Module):
         check_int("n_heads", c.n_heads, low=1)
         check_int("input_dim", c.input_dim, low=0)
         check_int("output_dim", c.output_dim, low=0)
+        check_int("block_length", c.block_length, low=0, high=c.max_len)
+        if c.block_length and c.causal:
+            raise ValueError("block_length > 0 (block-causal attention) and causal=True exclude each other")
         if c.d_model % c.n_heads:
             raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
         if c.vocab_size == 0 and (c.input_dim == 0 or c.output_dim == 0):
@@ -280,9 +293,9 @@ class Transformer(nn.Module):
         if c.input_dim == 0 and x.numel() and (x.min() < 0 or x.max() >= c.vocab_size):
             raise ValueError(f"x has token ids from {x.min().item()} to {x.max().item()}; allowed: "
                              f"0 <= id < vocab_size={c.vocab_size}")
-        if cache is not None and not c.causal:
-            raise ValueError("a KVCache needs a causal Transformer (causal=True): in a bidirectional one the past "
-                             "would have to see the new tokens too")
+        if cache is not None and not (c.causal or c.block_length):
+            raise ValueError("a KVCache needs a causal or block-causal Transformer: in a bidirectional one the "
+                             "past would have to see the new tokens too")
         start = cache.length if cache is not None else 0
         L = x.shape[1]
         if start + L > c.max_len:
@@ -295,8 +308,8 @@ class Transformer(nn.Module):
                 raise ValueError(f"t must be a tensor of shape ({x.shape[0]},), got {tuple(getattr(t, 'shape', ()))}")
             h = h + self.time(t.to(h.device) * 1000)[:, None, :]  # t in [0, 1] on the same scale as integer timesteps
         for i, block in enumerate(self.blocks):
-            h = block(h, c.causal, cache, i)
-        if cache is not None:
+            h = block(h, c.causal, cache, i, c.block_length)
+        if cache is not None and cache.commit:
             cache.length += L
         return self.head(self.ln_f(h))
 

@@ -96,7 +96,12 @@ TEXT_RECIPES = {
     "stories-diffusion-lm-live": TextRecipe("stories-diffusion-lm-live", "diffusion-lm", model=DIFFUSION_LM_MODEL,
                                             stories=100_000, lr=2e-3, steps=600, ema_decay=None, grad_clip=1.0),
 }
-TEXT_KINDS = ("mdlm", "ar", "diffusion-lm")
+TEXT_RECIPES["stories-bd3"] = TextRecipe(
+    # lesson 05: block diffusion, the MDLM recipe on a block-causal Transformer (blocks of 8), with the AR
+    # recipe's gradient clipping (block-causal attention is partly autoregressive)
+    "stories-bd3", "bd3", model={"d_model": 128, "n_layers": 4, "n_heads": 4, "block_length": 8}, steps=12_000,
+    max_seconds=810.0, grad_clip=1.0)
+TEXT_KINDS = ("mdlm", "ar", "diffusion-lm", "bd3")
 
 
 def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
@@ -118,6 +123,11 @@ def build_text_model(recipe: TextRecipe, vocab_size: int):
     from .nn import Transformer
 
     check_choice("kind", recipe.kind, TEXT_KINDS)
+    if recipe.kind == "bd3":
+        from .block_diffusion import BlockDiffusion
+
+        model = Transformer(vocab_size=vocab_size, max_len=recipe.length, **recipe.model)
+        return model, BlockDiffusion(model.config.block_length, mask_id=MASK_ID)
     if recipe.kind == "diffusion-lm":
         from .embedding import EmbeddingDiffusion
         from .nn import EmbeddingDenoiser
@@ -146,7 +156,7 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
         vocab = StoryGrammar().tokenizer().vocab_size
     seed_everything(r.seed)
     model, process = build_text_model(r, vocab)
-    if r.kind == "mdlm":
+    if r.kind in ("mdlm", "bd3"):
         def loss(m, x, g):
             return process.loss(m, x, generator=g, weighting=r.weighting).mean()
     elif r.kind == "diffusion-lm":

@@ -1,0 +1,158 @@
+"""Block diffusion (BD3-LM; Arriola et al., 2025): autoregressive over blocks, masked diffusion inside
+each block.
+
+A sequence of L tokens is cut into blocks of ``block_length``. The model factorises
+
+    p(x) = prod_b p(x_b | x_<b),
+
+and each factor is an MDLM: block b is masked and denoised while the earlier blocks are clean and
+visible. One block-causal Transformer (``TransformerConfig(block_length=...)``: a position sees its own
+block and the ones before) gives every factor. Training draws one block per sequence and a time t, and
+masks only that block:
+
+    NELBO(x) = sum_b E_t E_{z_t} [ w(t) sum_{i in block b, masked} -log p_theta(x^i | z_t, x_<b) ],
+
+estimated as (number of blocks) x the term of the drawn block. Sampling goes block by block: the
+finished blocks sit in a KV cache (their keys and values never change, since they only see each
+other), the current block is denoised with ``num_steps`` ancestral steps attending to the cache, and
+generation stops once every sequence has ended (its block holds the end token, [PAD] for the stories).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from ._checks import check_choice, check_int
+from .discrete import MaskedDiffusion, _is_time_conditioned, _model_device, reveal_masked
+from .nn import KVCache
+
+
+class BlockDiffusion:
+    """BD3-LM-style block diffusion over blocks of ``block_length`` tokens, MDLM (``schedule``) inside."""
+
+    def __init__(self, block_length: int = 8, schedule: str = "loglinear", mask_id: int = 1, eps: float = 1e-3):
+        self.block_length = check_int("block_length", block_length, low=1)
+        self.masking = MaskedDiffusion(schedule, mask_id, eps)
+        self.mask_id = self.masking.mask_id
+
+    def __repr__(self) -> str:
+        return f"BlockDiffusion(block_length={self.block_length}, masking={self.masking!r})"
+
+    def _check_model(self, model, length: int):
+        c = getattr(model, "config", None)
+        if getattr(c, "block_length", None) != self.block_length:
+            raise ValueError(f"the model must be a block-causal Transformer with block_length={self.block_length}, "
+                             f"got block_length={getattr(c, 'block_length', None)}")
+        if length % self.block_length:
+            raise ValueError(f"length={length} must be a multiple of block_length={self.block_length}")
+
+    def noisy(self, x0: torch.Tensor, blocks: torch.Tensor, t: torch.Tensor,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """z: block ``blocks[b]`` of sequence b masked as MDLM's z_t, the blocks before it clean, the blocks
+        after it all [MASK] (the block-causal model never looks at them)."""
+        L, n = x0.shape[1], self.block_length
+        z_t = self.masking.add_noise(x0, t, generator)
+        block_of = torch.arange(L, device=x0.device) // n
+        b = blocks.to(x0.device)[:, None]
+        mask = torch.full_like(x0, self.mask_id)
+        return torch.where(block_of < b, x0, torch.where(block_of == b, z_t, mask))
+
+    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
+             weighting: str = "nelbo") -> torch.Tensor:
+        """A one-sample NELBO estimate per sequence (nats, (B,)): one block and one time per sequence,
+        times the number of blocks. ``weighting="token"``: the mean cross-entropy of the masked tokens,
+        scaled to the sequence (the same minimiser, lower variance; see ``MaskedDiffusion.loss``)."""
+        x0 = self.masking._check_x0(x0)
+        B, L = x0.shape
+        self._check_model(model, L)
+        n_blocks = L // self.block_length
+        blocks = torch.randint(0, n_blocks, (B,), generator=generator)
+        t = self.masking.sample_t(B, generator).to(x0.device)
+        z = self.noisy(x0, blocks, t, generator)
+        logits = self.masking._subs_logits(model, z, t)
+        nll = -torch.log_softmax(logits, -1).gather(-1, x0[..., None])[..., 0]
+        in_block = (torch.arange(L, device=x0.device) // self.block_length)[None] == blocks.to(x0.device)[:, None]
+        masked = (z == self.mask_id) & in_block
+        total = torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
+        if weighting == "token":
+            return total * L / masked.sum(-1).clamp_min(1)
+        return n_blocks * torch.where(masked.any(-1), self.masking.weight(t) * total, torch.zeros_like(total))
+
+    @torch.no_grad()
+    def block_logits(self, model, prefix: torch.Tensor, block: torch.Tensor, t: torch.Tensor,
+                     cache: KVCache | None = None) -> torch.Tensor:
+        """log p_theta(. | block, prefix) for the positions of ``block`` (B, n, V), with the SUBS rules.
+        With ``cache`` (holding ``prefix``), only the block is fed and nothing is stored; without it the
+        whole sequence is recomputed (positions after the block are [MASK] and never seen)."""
+        if cache is not None:
+            cache.commit = False
+            try:
+                logits = model(block, t, cache=cache)
+            finally:
+                cache.commit = True
+        else:
+            L = model.config.max_len
+            pad = torch.full((block.shape[0], L - prefix.shape[1] - block.shape[1]), self.mask_id,
+                             dtype=block.dtype, device=block.device)
+            logits = model(torch.cat([prefix, block, pad], 1), t)[:, prefix.shape[1]:prefix.shape[1] + block.shape[1]]
+        logits = logits if logits.dtype == torch.float64 else logits.float()
+        is_mask = torch.arange(logits.shape[-1], device=logits.device) == self.mask_id
+        logp = torch.log_softmax(logits.masked_fill(is_mask, float("-inf")), -1)
+        keep = torch.full_like(logp, float("-inf")).scatter_(-1, block.clamp(max=logp.shape[-1] - 1)[..., None], 0.0)
+        return torch.where((block != self.mask_id)[..., None], keep, logp)
+
+    def sample(self, model, num_samples: int, length: int, num_steps: int, cache: bool = True,
+               end_id: int | None = None, strategy: str = "ancestral",
+               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """A generator of every state (B, L), block by block, ``num_steps`` steps per block: MDLM's
+        "ancestral" steps, or "random" (one uniformly chosen masked position per step; num_steps must
+        then be block_length), which is exact when the conditionals are.
+
+        ``cache``: keep the finished blocks' keys and values (exact: they never attend to later blocks);
+        ``end_id``: stop after the first block in which every sequence holds this token (the end of a
+        story: [PAD]) and fill the rest with it."""
+        num_samples = check_int("num_samples", num_samples, low=1)
+        length = check_int("length", length, low=1)
+        num_steps = check_int("num_steps", num_steps, low=1)
+        self._check_model(model, length)
+        check_choice("strategy", strategy, ("ancestral", "random"))
+        if strategy == "random" and num_steps != self.block_length:
+            raise ValueError(f"strategy='random' reveals one token per step: num_steps must be "
+                             f"block_length={self.block_length}, got {num_steps}")
+        if cache and _is_time_conditioned(model):
+            raise ValueError("cache=True needs a model without time conditioning (the cached blocks' keys would "
+                             "depend on the time at which they were stored)")
+        if end_id is not None:
+            check_int("end_id", end_id, low=0)
+        return self._run(model, num_samples, length, num_steps, cache, end_id, strategy, generator)
+
+    def _run(self, model, B, L, K, use_cache, end_id, strategy, generator):
+        dev, n = _model_device(model), self.block_length
+        z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
+        kv = KVCache() if use_cache else None
+        yield z.clone()
+        for b in range(L // n):
+            prefix, block = z[:, :b * n], z[:, b * n:(b + 1) * n].clone()
+            for k in range(K):
+                t = torch.full((B,), 1 - k / K, dtype=torch.float64)
+                s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
+                logp = self.block_logits(model, prefix, block, t.float().to(dev), kv)
+                if strategy == "random":                                        # one masked position, uniformly
+                    score = torch.rand(block.shape, generator=generator).to(dev)
+                    score = score.masked_fill(block != self.mask_id, -1.0)
+                    p_reveal = torch.zeros(block.shape, dtype=torch.float64, device=dev)
+                    p_reveal.scatter_(1, score.argmax(1, keepdim=True), 1.0)
+                else:
+                    p_reveal = self.masking.reveal_probability(t, s)
+                block = reveal_masked(block, self.mask_id, logp, p_reveal, generator)
+                z[:, b * n:(b + 1) * n] = block
+                yield z.clone()
+            if kv is not None:
+                with torch.no_grad():
+                    model(block, torch.ones(B, device=dev), cache=kv)          # commit the finished block
+            if end_id is not None and bool((block == end_id).any(1).all()) and (b + 1) * n < L:
+                z[:, (b + 1) * n:] = end_id                                     # every story has ended
+                yield z.clone()
+                return

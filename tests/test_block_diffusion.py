@@ -1,0 +1,113 @@
+"""Block diffusion (BD3-LM style): the block-causal Transformer and its KV cache, exactness with exact
+conditionals on a tiny distribution, and variable-length generation."""
+
+import itertools
+
+import pytest
+import torch
+from scipy import stats
+
+from diffnlp.block_diffusion import BlockDiffusion
+from diffnlp.nn import KVCache, Transformer
+from diffnlp.oracle import TokenPosteriorDenoiser
+
+MASK = 3
+
+
+def _model(block_length=4, max_len=12):
+    torch.manual_seed(0)
+    return Transformer(vocab_size=10, max_len=max_len, d_model=32, n_layers=2, n_heads=4,
+                       block_length=block_length).eval()
+
+
+def test_block_causal_attention_ignores_later_blocks():
+    m = _model()
+    x = torch.randint(0, 10, (3, 12), generator=torch.Generator().manual_seed(1))
+    y = x.clone()
+    y[:, 8:] = torch.randint(0, 10, (3, 4), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a, b = m(x), m(y)
+    assert torch.allclose(a[:, :8], b[:, :8], atol=1e-6)                # blocks 0 and 1 never see block 2
+    assert not torch.allclose(a[:, 8:], b[:, 8:], atol=1e-3)
+    x2 = x.clone()
+    x2[:, 5] = (x2[:, 5] + 1) % 10                                       # a change inside block 1 ...
+    with torch.no_grad():
+        c = m(x2)
+    assert not torch.allclose(a[:, 4], c[:, 4], atol=1e-4)               # ... is seen by all of block 1
+
+
+def test_kv_cache_across_blocks_equals_recomputation():
+    m = _model()
+    bd = BlockDiffusion(block_length=4, mask_id=MASK)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 10, (5, 12), generator=g)
+    x[x == MASK] = 0
+    kv = KVCache()
+    t = torch.ones(5)
+    with torch.no_grad():
+        m(x[:, :4], t, cache=kv)                                          # commit block 0, then block 1
+        m(x[:, 4:8], t, cache=kv)
+    block = x[:, 8:].clone()
+    block[:, [0, 2]] = MASK                                               # a partly masked block 2
+    cached = bd.block_logits(m, x[:, :8], block, t, cache=kv)
+    full = bd.block_logits(m, x[:, :8], block, t, cache=None)
+    assert kv.length == 8 and kv.layers[0][0].shape[2] == 8             # the noisy block was not stored
+    finite = torch.isfinite(full)
+    assert torch.equal(finite, torch.isfinite(cached))
+    assert torch.allclose(cached[finite], full[finite], atol=1e-5)
+
+
+def test_block_sampling_with_exact_conditionals_reproduces_p():
+    """One token per step, blocks of 2 over length 4, with the exact conditionals p(x^i | visible tokens):
+    the samples follow p (chi-square)."""
+    seqs = list(itertools.product(range(3), repeat=4))
+    p = torch.rand(81, generator=torch.Generator().manual_seed(4), dtype=torch.float64) ** 2 + 0.01
+    p = p / p.sum()
+    oracle = TokenPosteriorDenoiser(seqs, p, vocab_size=4, mask_id=MASK)
+    oracle.config = type("Config", (), {"block_length": 2, "max_len": 4, "time_conditioning": False})()
+    bd = BlockDiffusion(block_length=2, mask_id=MASK)
+    n = 30000
+    *_, x = bd.sample(oracle, n, 4, 2, cache=False, strategy="random", generator=torch.Generator().manual_seed(5))
+    idx = ((x * torch.tensor([27, 9, 3, 1])).sum(1))
+    counts = torch.bincount(idx, minlength=81).double()
+    assert stats.chisquare(counts.numpy(), (p * n).numpy()).pvalue > 1e-3
+
+
+class _EndsAtOnce(torch.nn.Module):
+    """A block-causal 'model' that always predicts the end token 0."""
+
+    config = type("Config", (), {"block_length": 4, "max_len": 12, "time_conditioning": False})()
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t=None, cache=None):
+        out = torch.full((*x.shape, 10), -10.0)
+        out[..., 0] = 10.0
+        return out
+
+
+def test_variable_length_generation_stops_at_the_end():
+    bd = BlockDiffusion(block_length=4, mask_id=MASK)
+    states = list(bd.sample(_EndsAtOnce(), 3, 12, 4, cache=False, end_id=0, generator=torch.Generator().manual_seed(0)))
+    assert len(states) == 1 + 4 + 1                  # the start, 4 steps of block 0, then the end is filled in
+    assert (states[-1] == 0).all()
+    full = list(bd.sample(_EndsAtOnce(), 3, 12, 4, cache=False, generator=torch.Generator().manual_seed(0)))
+    assert len(full) == 1 + 3 * 4                    # without end_id every block is generated
+
+
+def test_block_loss_trains_and_checks_its_inputs():
+    m = _model()
+    bd = BlockDiffusion(block_length=4, mask_id=MASK)
+    x = torch.randint(4, 10, (6, 12), generator=torch.Generator().manual_seed(6))
+    loss = bd.loss(m.train(), x, torch.Generator().manual_seed(7))
+    assert loss.shape == (6,) and torch.isfinite(loss).all()
+    loss.mean().backward()
+    assert m.embed.weight.grad is not None
+    with pytest.raises(ValueError, match="block_length=8"):
+        BlockDiffusion(block_length=8, mask_id=MASK).loss(m, x)
+    with pytest.raises(ValueError, match="num_steps must be block_length=4"):
+        bd.sample(m, 2, 12, 3, strategy="random")
+    with pytest.raises(ValueError, match="exclude each other"):
+        Transformer(vocab_size=10, max_len=8, causal=True, block_length=4)
