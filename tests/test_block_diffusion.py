@@ -126,3 +126,21 @@ def test_nelbo_of_exact_conditionals_is_minus_log_p():
     est = bd.nelbo(oracle, x, n_samples=400, generator=torch.Generator().manual_seed(8))
     err = (est.mean + p[:10].log()).abs()
     assert (err < 4 * est.stderr + 1e-9).all(), (err, est.stderr)
+
+
+@pytest.mark.slow
+def test_shipped_block_diffusion_headline_metrics():
+    """stories-bd3 (recipe stories-bd3): its NELBO near the entropy and >= 90 % valid stories with 8 steps
+    per block, recomputed from the file; the cached sampler gives the same stories as recomputation."""
+    from diffnlp.metrics import story_report
+    from diffnlp.recipes import load_pretrained, story_data
+
+    model, process, tok, _ = load_pretrained("stories-bd3")
+    grammar, _, test = story_data(split="test")
+    est = process.nelbo(model, test[:300], n_samples=8, generator=torch.Generator().manual_seed(0))
+    assert float(est.mean.mean()) - grammar.entropy() < 0.3
+    runs = [list(process.sample(model, 300, 32, 8, cache=c, end_id=tok.pad_id,
+                                generator=torch.Generator().manual_seed(1)))[-1] for c in (True, False)]
+    assert float((runs[0] == runs[1]).all(1).float().mean()) > 0.98
+    rep = story_report(grammar, runs[0], tok)
+    assert rep.valid >= 0.9 and rep.distinct > 0.95

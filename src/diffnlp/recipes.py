@@ -172,7 +172,7 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
 
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-SHIPPED = ("stories-mdlm", "stories-ar", "stories-diffusion-lm")
+SHIPPED = ("stories-mdlm", "stories-ar", "stories-diffusion-lm", "stories-bd3")
 
 
 def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
