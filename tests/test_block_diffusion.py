@@ -57,14 +57,21 @@ def test_kv_cache_across_blocks_equals_recomputation():
     assert torch.allclose(cached[finite], full[finite], atol=1e-5)
 
 
-def test_block_sampling_with_exact_conditionals_reproduces_p():
-    """One token per step, blocks of 2 over length 4, with the exact conditionals p(x^i | visible tokens):
-    the samples follow p (chi-square)."""
+def _tiny_block_oracle():
+    """The exact conditionals p(x^i | visible tokens) of a random distribution over 3^4 sequences, presented
+    as a block-causal model with blocks of 2 (future blocks are masked, so it never sees them)."""
     seqs = list(itertools.product(range(3), repeat=4))
     p = torch.rand(81, generator=torch.Generator().manual_seed(4), dtype=torch.float64) ** 2 + 0.01
     p = p / p.sum()
     oracle = TokenPosteriorDenoiser(seqs, p, vocab_size=4, mask_id=MASK)
     oracle.config = type("Config", (), {"block_length": 2, "max_len": 4, "time_conditioning": False})()
+    return seqs, p, oracle
+
+
+def test_block_sampling_with_exact_conditionals_reproduces_p():
+    """One token per step, blocks of 2 over length 4, with the exact conditionals p(x^i | visible tokens):
+    the samples follow p (chi-square)."""
+    seqs, p, oracle = _tiny_block_oracle()
     bd = BlockDiffusion(block_length=2, mask_id=MASK)
     n = 30000
     *_, x = bd.sample(oracle, n, 4, 2, cache=False, strategy="random", generator=torch.Generator().manual_seed(5))
@@ -116,11 +123,7 @@ def test_block_loss_trains_and_checks_its_inputs():
 def test_nelbo_of_exact_conditionals_is_minus_log_p():
     """With the exact conditionals, every block's NELBO is -log p(x_b | x_<b) (MDLM is exact for exact
     denoisers), so the sum over blocks is -log p(x): the Monte-Carlo estimate agrees within its error."""
-    seqs = list(itertools.product(range(3), repeat=4))
-    p = torch.rand(81, generator=torch.Generator().manual_seed(4), dtype=torch.float64) ** 2 + 0.01
-    p = p / p.sum()
-    oracle = TokenPosteriorDenoiser(seqs, p, vocab_size=4, mask_id=MASK)
-    oracle.config = type("Config", (), {"block_length": 2, "max_len": 4, "time_conditioning": False})()
+    seqs, p, oracle = _tiny_block_oracle()
     bd = BlockDiffusion(block_length=2, mask_id=MASK)
     x = torch.tensor(seqs[:10])
     est = bd.nelbo(oracle, x, n_samples=400, generator=torch.Generator().manual_seed(8))
