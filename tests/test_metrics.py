@@ -180,3 +180,13 @@ def test_judge_accepts_flat_or_image_shapes(digits_judge):
 def test_judge_bad_images(digits_judge, images, exc):
     with pytest.raises(exc, match="images"):
         digits_judge.judge(images)
+
+
+def test_distribution_helpers():
+    from diffnlp.metrics import empirical_distribution, entropy, total_variation
+
+    q = empirical_distribution(torch.tensor([[0, 1], [2, 2], [0, 1], [1, 0]]), 3)
+    assert q.tolist() == [0, 0.5, 0, 0.25, 0, 0, 0, 0, 0.25]
+    assert total_variation(q, torch.full((9,), 1 / 9)) == pytest.approx(2 / 3)       # (6/9 + 7/18 + 2 (5/36)) / 2
+    assert total_variation(q, q) == 0.0
+    assert entropy(q) == pytest.approx(-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)))

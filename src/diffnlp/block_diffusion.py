@@ -129,9 +129,7 @@ class BlockDiffusion:
             logits = model(torch.cat([prefix, block, pad], 1), t)[:, prefix.shape[1]:prefix.shape[1] + block.shape[1]]
         logits = logits if logits.dtype == torch.float64 else logits.float()
         is_mask = torch.arange(logits.shape[-1], device=logits.device) == self.mask_id
-        logp = torch.log_softmax(logits.masked_fill(is_mask, float("-inf")), -1)
-        keep = torch.full_like(logp, float("-inf")).scatter_(-1, block.clamp(max=logp.shape[-1] - 1)[..., None], 0.0)
-        return torch.where((block != self.mask_id)[..., None], keep, logp)
+        return self.masking.subs_log_probs(logits.masked_fill(is_mask, float("-inf")), block)
 
     def sample(self, model, num_samples: int, length: int, num_steps: int, cache: bool = True,
                end_id: int | None = None, strategy: str = "ancestral",

@@ -140,7 +140,11 @@ class MaskedDiffusion:
     def log_probs(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log p_theta(x | z_t) with the SUBS parameterisation, shape (B, L, V): the [MASK] logit is
         -inf, and an unmasked position keeps its token (log-probability 0 on it, -inf elsewhere)."""
-        logits = self._subs_logits(model, z_t, t)
+        return self.subs_log_probs(self._subs_logits(model, z_t, t), z_t)
+
+    def subs_log_probs(self, logits: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
+        """SUBS applied to logits (B, L, V) that already have the [MASK] logit at -inf: log-softmax, and an
+        unmasked position of z_t keeps its token (log-probability 0 on it, -inf elsewhere)."""
         logp = torch.log_softmax(logits, dim=-1)
         carry = z_t != self.mask_id
         if carry.any():

@@ -79,6 +79,12 @@ def round_to_words(model, x: torch.Tensor) -> torch.Tensor:
     return rounding_logits(model, x).argmax(-1)
 
 
+def rounding_nll(model, x0: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The rounding term -log p(w | x_0) per position, (B, L): cross-entropy of the tied readout."""
+    logits = rounding_logits(model, x0)
+    return nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(logits.device), reduction="none")
+
+
 def clamp_to_words(model, x: torch.Tensor) -> torch.Tensor:
     """The clamping trick: replace each vector by its nearest word vector EMB(round(x))."""
     return word_vectors(model)[round_to_words(model, x)]
@@ -187,8 +193,7 @@ class EmbeddingDiffusion:
         mse = ((model(x_t, timesteps) - x0) ** 2).mean(dim=(1, 2))        # ||f(x_t, t) - x_0||^2
         abar_T = self.gaussian.alphas_cumprod[-1].to(dev)
         prior = (abar_T * e ** 2).mean(dim=(1, 2))                        # ||sqrt(abar_T) EMB(w)||^2
-        logits = rounding_logits(model, x0)                               # -||x_0 - EMB(v)||^2
-        rounding = nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(dev), reduction="none").mean(1)
+        rounding = rounding_nll(model, x0, ids).mean(1)                   # -log p(w | x_0), logit -||x_0 - EMB(v)||^2
         return LossTerms(mse, prior, rounding)
 
     def loss(self, model, ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -198,10 +203,14 @@ class EmbeddingDiffusion:
     def noisy_word_vectors(self, model, ids: torch.Tensor, timesteps: torch.Tensor,
                            generator: torch.Generator | None = None) -> torch.Tensor:
         """A draw of x_t given the words: x_0 = EMB(w) + sigma_0 eps_0, then ``add_noise`` to ``timesteps``."""
-        e = self.embed(model, ids)
+        return self._draw(self.embed(model, ids), timesteps, generator)[1]
+
+    def _draw(self, e: torch.Tensor, timesteps: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_0, x_t) for word vectors e: x_0 = e + sigma_0 eps_0, then x_t = add_noise(x_0, eps, t)."""
         x0 = e + self.sigma_0 * torch.randn(e.shape, generator=generator).to(e.device)
-        return self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(e.device),
-                                       timesteps.to(e.device))
+        x_t = self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(e.device),
+                                      timesteps.to(e.device))
+        return x0, x_t
 
     def classifier_loss(self, classifier: nn.Module, model, ids: torch.Tensor, labels: torch.Tensor,
                         generator: torch.Generator | None = None) -> torch.Tensor:
@@ -227,12 +236,10 @@ class EmbeddingDiffusion:
         decoder minus the entropy of q(x_0 | w): ||x_0 - f||^2 / (2 sigma_0^2) - L d / 2."""
         B, L, d = e.shape
         dev, s0 = e.device, self.sigma_0
-        x0 = e + s0 * torch.randn(e.shape, generator=generator).to(dev)
         t = t.to(dev)
-        x_t = self.gaussian.add_noise(x0, torch.randn(e.shape, generator=generator).to(dev), t)
+        x0, x_t = self._draw(e, t, generator)
         f = model(x_t, t)
-        logits = rounding_logits(model, x0)
-        rest = nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(dev), reduction="none").sum(1)
+        rest = rounding_nll(model, x0, ids).sum(1)
         aT = self.gaussian.alphas_cumprod[-1].to(dev)                   # KL(q(x_T | x_0) || N(0, I))
         rest = rest + gaussian_kl(aT.sqrt() * x0, (1 - aT).expand_as(x0), torch.zeros_like(x0),
                                   torch.ones_like(x0)).sum(dim=(1, 2))

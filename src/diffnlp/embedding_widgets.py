@@ -20,7 +20,7 @@ import torch
 
 from ._checks import check_int
 from .embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
-from .plotting import CORAL, GREY, INK, style_axes
+from .plotting import CORAL, GREY, INK, canvas_png, style_axes
 from .text_widgets import CLEAN_BG, _chip
 from .widgets import _agg_figure, _PNGWidget
 
@@ -179,10 +179,6 @@ class EmbeddingNoisingExplorer(_PNGWidget):
     def _redraw(self, started: float | None = None):
         """Blit: the static picture (word vectors, axes, legend, labels) is drawn once and cached; each
         callback restores it and draws only the noisy vectors, the predictions and the title."""
-        import io
-
-        from PIL import Image
-
         started = time.perf_counter() if started is None else started
         canvas = self.fig.canvas
         if self._background is None:
@@ -192,9 +188,7 @@ class EmbeddingNoisingExplorer(_PNGWidget):
         self.ax.draw_artist(self.noisy)
         self.ax.draw_artist(self.pred)
         self.fig.draw_artist(self.title)
-        buf = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
-        self.image.value = buf.getvalue()
+        self.image.value = canvas_png(canvas)
         self.latencies.append(time.perf_counter() - started)
 
     def _on_change(self, change):

@@ -208,6 +208,11 @@ def _word_vector_case(seed: int):
     return emb, x, ids
 
 
+def _word_vector_model(emb: torch.Tensor):
+    """A stand-in model whose only part is the word vectors, for the package's rounding functions."""
+    return type("WordVectors", (), {"embedding": torch.nn.Embedding.from_pretrained(emb)})()
+
+
 def reference_nearest_word(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
     """Rounding: argmin_v ||x - EMB(v)|| for every vector of x (..., d); emb is (V, d)."""
     return ((x[..., None, :] - emb) ** 2).sum(-1).argmin(-1)
@@ -222,7 +227,7 @@ def check_nearest_word(fn) -> Verdict:
         got, err = _call(fn, x, emb)
         if err or got is None:
             return err or NOT_ATTEMPTED
-        model = type("M", (), {"embedding": torch.nn.Embedding.from_pretrained(emb)})()
+        model = _word_vector_model(emb)
         want = round_to_words(model, x)
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             return Verdict("incorrect", f"return token ids of shape {tuple(want.shape)} "
@@ -245,15 +250,15 @@ def reference_rounding_nll(x: torch.Tensor, emb: torch.Tensor, ids: torch.Tensor
 def check_rounding_nll(fn) -> Verdict:
     """Exercise: the rounding term -log p(w | x_0) of the Diffusion-LM loss, per position, with the tied
     readout logit_v(x) = -||x - EMB(v)||^2."""
-    from .embedding import rounding_logits
+    from .embedding import rounding_nll
 
     for seed in (0, 1):
         emb, x, ids = _word_vector_case(seed)
         got, err = _call(fn, x, emb, ids)
         if err or got is None:
             return err or NOT_ATTEMPTED
-        model = type("M", (), {"embedding": torch.nn.Embedding.from_pretrained(emb)})()
-        want = -torch.log_softmax(rounding_logits(model, x), -1).gather(-1, ids[..., None])[..., 0]
+        model = _word_vector_model(emb)
+        want = rounding_nll(model, x, ids)
         v = _compare(got, want, "-log p(w | x)", atol=1e-6)
         if not v.correct:
             dot = -torch.log_softmax(x @ emb.T, -1).gather(-1, ids[..., None])[..., 0]

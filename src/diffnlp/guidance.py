@@ -29,9 +29,6 @@ class ClassifierFreeGuidance(nn.Module):
             raise TypeError("conditional and unconditional must be callables model(z_t, t) -> logits")
         self.conditional, self.unconditional = conditional, unconditional
         self.scale = check_float("scale", scale, 0.0, 1e3)
-        first = next(iter(getattr(conditional, "parameters", lambda: iter(()))()), None)
-        self._anchor = nn.Parameter(torch.zeros(0, device=first.device if first is not None else "cpu"),
-                                    requires_grad=False)                        # for the device lookups
         self.config = getattr(conditional, "config", None)
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:

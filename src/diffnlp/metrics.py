@@ -262,3 +262,24 @@ def control_report(grammar, samples, attribute: str, target: str, tokenizer=None
     success = sum(v == target for v in found) / n
     return ControlReport(attribute, target, n, sum(v is not None for v in found) / n, success,
                          (success * (1 - success) / n) ** 0.5)
+
+
+def empirical_distribution(ids: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """The share of each sequence among ``num_tokens ** L`` possible ones, for ids (N, L): sequence
+    (a_1, ..., a_L) is entry a_1 V^(L-1) + ... + a_L (float64, sums to 1)."""
+    check_tensor("ids", ids, floating=False)
+    L = ids.shape[1]
+    index = (ids.long() * num_tokens ** torch.arange(L - 1, -1, -1)).sum(1)
+    return torch.bincount(index, minlength=num_tokens ** L).double() / len(ids)
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
+    """TV(p, q) = 1/2 sum |p - q| between two distributions over the same outcomes."""
+    return 0.5 * float((torch.as_tensor(p, dtype=torch.float64) - torch.as_tensor(q, dtype=torch.float64)).abs().sum())
+
+
+def entropy(q: torch.Tensor) -> float:
+    """H(q) = -sum q log q in nats (0 log 0 = 0)."""
+    q = torch.as_tensor(q, dtype=torch.float64)
+    q = q[q > 0]
+    return float(-(q * q.log()).sum())

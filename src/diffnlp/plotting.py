@@ -101,10 +101,15 @@ def frames_strip(frames: Sequence, titles: Sequence[str], kind: str = "points", 
 
 def figure_png(fig, dpi: int | None = None) -> bytes:
     """Render a figure to PNG bytes quickly: draw on the Agg canvas, then a fast PNG encoding."""
+    fig.canvas.draw()
+    return canvas_png(fig.canvas)
+
+
+def canvas_png(canvas) -> bytes:
+    """The PNG bytes of what an Agg canvas holds now (no redraw; fast encoding, for widgets that blit)."""
     from PIL import Image
 
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
+    rgba = np.asarray(canvas.buffer_rgba())
     buf = io.BytesIO()
     Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
     return buf.getvalue()

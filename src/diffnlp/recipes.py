@@ -239,7 +239,7 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
     import copy
     from dataclasses import replace
 
-    from .metrics import attribute_values, story_attributes
+    from .metrics import attribute_values, decode_stories, story_attributes
     from .nn import NoisyClassifier
 
     check_choice("recipe", name, GUIDANCE_RECIPES)
@@ -251,8 +251,7 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
         _, process = build_text_model(TEXT_RECIPES[r.base], model.config.vocab_size)
     grammar, tok, ids = story_data(model.config.max_len, r.stories)
     values = attribute_values(grammar, r.attribute)
-    labels = torch.tensor([values.index(v) for v in story_attributes(grammar, grammar.split("train", r.stories),
-                                                                     r.attribute)])
+    labels = torch.tensor([values.index(v) for v in story_attributes(grammar, decode_stories(tok, ids), r.attribute)])
     seed_everything(r.seed)
     clf = NoisyClassifier(input_dim=model.config.embed_dim, num_classes=len(values), max_len=model.config.max_len,
                           num_train_timesteps=process.num_train_timesteps, **r.model)
