@@ -188,3 +188,15 @@ def test_remasking_never_touches_fixed_tokens(tiny):
         md.sample(oracle, 2, 3, 4, strategy="confidence", remask=0.1)
     with pytest.raises(ValueError, match="remask=1.5 is out of range"):
         md.sample(oracle, 2, 3, 4, remask=1.5)
+
+
+def test_sedd_nelbo_of_the_exact_scores_is_the_mdlm_nelbo(tiny):
+    """With exact scores the score-entropy integrand is MDLM's, so the stratified bound estimates the
+    same number as MDLM's exact NELBO (= -log p for the exact denoiser), within 4 standard errors."""
+    seqs, p, oracle = tiny
+    sedd = ScoreEntropy("loglinear", mask_id=MASK, eps=0.0)
+    x0 = seqs[[0, 13, 26]]
+    est = sedd.nelbo(oracle, x0, n_samples=4000, generator=torch.Generator().manual_seed(3))
+    exact = -torch.log(p[[0, 13, 26]])
+    assert torch.all((est.mean - exact).abs() < 4 * est.stderr + 1e-6), (est.mean, exact, est.stderr)
+    assert torch.all(est.stderr < 0.2)

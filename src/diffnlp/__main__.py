@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             model, _, history = train_text_recipe(args.recipe)
             recipe = TEXT_RECIPES[args.recipe]
             extra = {"vocab": StoryGrammar().tokenizer().vocab}
+            if recipe.condition:
+                from .metrics import attribute_values
+
+                extra.update(attribute=recipe.condition, values=attribute_values(StoryGrammar(), recipe.condition))
+            if recipe.half:
+                model = model.half()
         else:
             model, diffusion, history = train_recipe(args.recipe)
             recipe = RECIPES[args.recipe]

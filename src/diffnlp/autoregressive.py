@@ -62,11 +62,14 @@ class Autoregressive:
         return self.nll(model, x0)
 
     def sample(self, model, num_samples: int, length: int, temperature: float = 1.0,
-               generator: torch.Generator | None = None, use_cache: bool = True) -> Iterator[torch.Tensor]:
+               generator: torch.Generator | None = None, use_cache: bool = True,
+               end_id: int | None = None) -> Iterator[torch.Tensor]:
         """Generate left to right; yield the sequences after each new token, (B, i) for i = 1..length.
 
         With ``use_cache`` each step feeds only the newest token and reuses the keys and values of the
         past (a ``KVCache``); without it each step recomputes the whole prefix. Both give the same tokens.
+        ``end_id`` (e.g. [PAD]): a sequence that has produced it keeps producing it, and generation stops
+        as soon as every sequence has; the last yield is then padded with it to (B, length).
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
@@ -75,10 +78,12 @@ class Autoregressive:
         max_len = getattr(getattr(model, "config", None), "max_len", length)
         if length > max_len:
             raise ValueError(f"length={length} is longer than the model's max_len={max_len}")
-        return self._run(model, num_samples, length, temperature, generator, use_cache)
+        if end_id is not None:
+            check_int("end_id", end_id, low=0)
+        return self._run(model, num_samples, length, temperature, generator, use_cache, end_id)
 
     @torch.no_grad()
-    def _run(self, model, B, length, temperature, generator, use_cache):
+    def _run(self, model, B, length, temperature, generator, use_cache, end_id=None):
         try:
             dev = next(model.parameters()).device
         except StopIteration:
@@ -87,7 +92,8 @@ class Autoregressive:
         cache = KVCache() if use_cache else None
         t = torch.zeros(B, device=dev)
         out = torch.empty(B, 0, dtype=torch.long, device=dev)
-        for _ in range(length):
+        ended = torch.zeros(B, dtype=torch.bool, device=dev)
+        for i in range(length):
             inputs = x[:, -1:] if use_cache else x                                 # the newest token, or all
             logits = model(inputs, t, cache=cache)[:, -1].float()
             if temperature == 0:
@@ -95,8 +101,14 @@ class Autoregressive:
             else:
                 gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator).clamp_min(1e-20)))
                 nxt = (torch.log_softmax(logits, -1) / temperature + gumbel.to(dev)).argmax(-1)
+            if end_id is not None:
+                nxt = torch.where(ended, torch.full_like(nxt, end_id), nxt)
+                ended |= nxt == end_id
             out = torch.cat([out, nxt[:, None]], dim=1)
             x = torch.cat([x, nxt[:, None]], dim=1)
+            if end_id is not None and bool(ended.all()) and i < length - 1:
+                yield torch.cat([out, torch.full((B, length - i - 1), end_id, dtype=torch.long, device=dev)], 1)
+                return
             yield out.clone()
 
 

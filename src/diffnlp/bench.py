@@ -286,8 +286,105 @@ def bench_embedding(n: int = 500, live_seconds: float = 90.0) -> dict:
     return out
 
 
+ALTERNATIVES = {   # lesson 05: name -> (checkpoint, sampler configurations), all at the MDLM's training budget
+    "MDLM (masking, NELBO)": ("stories-mdlm", {"ancestral K=32": {"num_steps": 32}, "ancestral K=8": {"num_steps": 8}}),
+    "SEDD (score entropy)": ("stories-sedd", {"Tweedie K=32": {"num_steps": 32}, "Tweedie K=8": {"num_steps": 8},
+                                              "Euler K=32": {"num_steps": 32, "method": "euler"}}),
+    "DFM (flow matching, kappa = t)": ("stories-dfm", {"Euler K=32": {"num_steps": 32}, "Euler K=8": {"num_steps": 8}}),
+    "D3PM-uniform (T = 32)": ("stories-uniform", {"ancestral T=32": {}}),
+}
+REMASK_ETAS = (0.0, 0.02, 0.05, 0.1, 0.2)
+CFG_TARGET = ("place", "museum")
+CFG_SCALES = (0.0, 1.0, 2.0, 4.0, 8.0)
+
+
+def bench_frontier(n: int = 500) -> dict:
+    """Lesson 05 on the story grammar, ``n`` samples per row:
+
+    - speed against quality: AR with its KV cache, MDLM at K steps, block diffusion at K steps per block;
+      batch-1 latency, batch-64 throughput, validity, oracle NLL, distinct; a plot (frontier.png);
+    - the alternatives to masking at an equal training budget: bound on -log p (500 test stories) and samples;
+    - self-correction: MDLM with ReMDM remasking at equal steps (2n samples per row);
+    - classifier-free guidance toward ``CFG_TARGET`` at ``CFG_SCALES``: control success and validity.
+    Runs on ``diffnlp.device()`` (a CUDA GPU where there is one) and records it."""
+    from . import frontier, lm_eval
+    from .guidance import ClassifierFreeGuidance
+    from .metrics import control_report, non_decreasing_within_ci
+    from .recipes import load_pretrained, story_data
+
+    dev = best_device()
+    grammar, tok, test_ids = story_data(split="test")
+    L = test_ids.shape[1]
+
+    def load(name):
+        model, process, _, meta = load_pretrained(name)
+        return model.to(dev), process, meta
+
+    ckpt = {name: load(name) for name in ("stories-ar", "stories-mdlm", "stories-bd3")}
+    out = {"entropy": grammar.entropy(), "length": L, "n_samples": n, "device": str(dev),
+           "checkpoints": {k: {"recipe": m["recipe"], "train_s": m["train_s"], "steps": m["steps"]}
+                           for k, (_, _, m) in ckpt.items()}}
+    configs = frontier.decoders(ckpt["stories-ar"][:2], ckpt["stories-mdlm"][:2], ckpt["stories-bd3"][:2],
+                                end_id=tok.pad_id)
+    out["speed_quality"] = frontier.speed_quality(configs, grammar, tok, n=n, length=L)
+    out["verdict"] = frontier.latency_verdict(out["speed_quality"])
+    print(f"  verdict: {out['verdict']}", flush=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = frontier.plot_speed_quality(out["speed_quality"])
+    axes[0].figure.suptitle(f"Speed against quality on the story grammar ({dev}, {n} samples per point)")
+    axes[0].figure.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    axes[0].figure.savefig(RESULTS / "frontier.png", dpi=110)
+    plt.close(axes[0].figure)
+
+    out["alternatives"] = {}
+    for label, (name, samplers) in ALTERNATIVES.items():
+        model, process, meta = ckpt[name] if name in ckpt else load(name)
+        t0 = time.perf_counter()
+        bound = lm_eval.nats_per_story(model, process, test_ids[:500], n_samples=32)
+        row = {"checkpoint": name, "train_s": meta["train_s"], "steps": meta["steps"],
+               "bound": float(bound.mean()), "bound_stderr": float(bound.std() / len(bound) ** 0.5),
+               "bound_s": time.perf_counter() - t0, "samples": {}}
+        for sname, kw in samplers.items():
+            t0 = time.perf_counter()
+            rep = lm_eval.sample_quality(grammar, tok, model, process, n=n, length=L, seed=1, **kw)
+            row["samples"][sname] = {**rep.as_dict(), "sample_s": time.perf_counter() - t0}
+            print(f"  {label} {sname}: {rep}", flush=True)
+        print(f"  {label}: bound {row['bound']:.2f} +- {row['bound_stderr']:.2f} nats", flush=True)
+        out["alternatives"][label] = row
+
+    model, process, _ = ckpt["stories-mdlm"]
+    out["remasking"] = {"n_samples": 2 * n, "rows": {}}
+    for K in (16, 32):
+        for eta in REMASK_ETAS:
+            rep = lm_eval.sample_quality(grammar, tok, model, process, n=2 * n, length=L, seed=4, num_steps=K,
+                                         remask=eta)
+            se = (rep.valid * (1 - rep.valid) / (2 * n)) ** 0.5
+            out["remasking"]["rows"][f"K={K} eta={eta:g}"] = {"K": K, "eta": eta, **rep.as_dict(), "valid_stderr": se}
+            print(f"  remasking K={K} eta={eta:g}: {rep}", flush=True)
+
+    model, process, meta = load("stories-mdlm-place")
+    attribute, target = CFG_TARGET
+    label = meta["values"].index(target)
+    out["guidance"] = {"attribute": attribute, "target": target, "sampler": "ancestral K=32", "rows": {}}
+    for w in CFG_SCALES:
+        guided = ClassifierFreeGuidance.for_label(model, label, w)
+        rep = control_report(grammar, lm_eval.generate(guided, process, n, L, num_steps=32, seed=2), attribute,
+                             target, tok)
+        out["guidance"]["rows"][f"w={w:g}"] = {"w": w, **rep.as_dict()}
+        print(f"  guidance w={w:g}: {rep}", flush=True)
+    rows = [r for r in out["guidance"]["rows"].values() if r["w"] in (0, 1, 2, 4)]
+    out["guidance"]["non_decreasing_within_95ci"] = non_decreasing_within_ci([r["success"] for r in rows],
+                                                                             [r["stderr"] for r in rows])
+    return out
+
+
 BENCHES = {"widgets": bench_widgets, "points": bench_points, "digits": bench_digits, "notebooks": bench_notebooks,
-           "lm": bench_lm, "embedding": bench_embedding}
+           "lm": bench_lm, "embedding": bench_embedding, "frontier": bench_frontier}
 
 
 def run(names: list[str], out: Path = RESULTS) -> list[Path]:
@@ -298,6 +395,39 @@ def run(names: list[str], out: Path = RESULTS) -> list[Path]:
         paths.append(_write(name, result, out))
         print(json.dumps(result, indent=2)[:2000])
     return paths
+
+
+def _frontier_markdown(r: dict) -> list[str]:
+    v = r["verdict"]
+    lines = [f"Device: {r['device']}; {r['n_samples']} samples per row; tokens/s counts the {r['length']} "
+             "positions of a story, padding included. ![speed against quality](frontier.png)", "",
+             "| decoder | valid | oracle NLL | distinct | ms/story, batch 1 | tokens/s, batch 64 |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {k} | {x['valid']:.1%} | {x['oracle_nll']:.2f} | {x['distinct']:.1%} | {x['ms_batch1']:.1f} | "
+              f"{x['tokens_per_s_batch64']:.0f} |" for k, x in r["speed_quality"].items()]
+    if v["fastest_within"]:
+        lines += ["", f"Within {v['within']:.0%} of AR's validity ({v['baseline_valid']:.1%}): fastest at batch 1 is "
+                  f"{v['fastest_within']} ({v['speedup_batch1']:.2f}x AR's speed); highest batch-64 throughput "
+                  f"{v['highest_throughput_within']} ({v['throughput_ratio_batch64']:.2f}x AR's)."]
+    else:
+        lines += ["", f"No diffusion decoder comes within {v['within']:.0%} of AR's validity "
+                  f"({v['baseline_valid']:.1%})."]
+    lines += ["", "Alternatives to masking at an equal training budget (bound on -log p on 500 test stories; H = "
+              f"{r['entropy']:.2f}):", "", "| model | steps | train s | bound (nats) | sampler | valid | oracle NLL "
+              "| distinct |", "|---|---:|---:|---:|---|---:|---:|---:|"]
+    for k, a in r["alternatives"].items():
+        lines += [f"| {k} | {a['steps']} | {a['train_s']:.0f} | {a['bound']:.2f} ± {a['bound_stderr']:.2f} | {s} | "
+                  f"{x['valid']:.1%} | {x['oracle_nll']:.2f} | {x['distinct']:.1%} |" for s, x in a["samples"].items()]
+    lines += ["", f"Self-correction (MDLM + ReMDM remasking, {r['remasking']['n_samples']} samples):", "",
+              "| steps | eta | valid | ± | oracle NLL |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x['K']} | {x['eta']:g} | {x['valid']:.1%} | {x['valid_stderr']:.1%} | {x['oracle_nll']:.2f} |"
+              for x in r["remasking"]["rows"].values()]
+    g = r["guidance"]
+    lines += ["", f"Classifier-free guidance toward {g['attribute']} = {g['target']!r} ({g['sampler']}); success = "
+              "share of all samples that are valid and have it. Non-decreasing over w = 0, 1, 2, 4 within 95% CIs: "
+              f"{g['non_decreasing_within_95ci']}.", "", "| w | success | ± | valid |", "|---:|---:|---:|---:|"]
+    lines += [f"| {x['w']:g} | {x['success']:.1%} | {x['stderr']:.1%} | {x['valid']:.1%} |" for x in g["rows"].values()]
+    return lines
 
 
 def write_markdown(out: Path = RESULTS) -> Path:
@@ -364,6 +494,8 @@ def write_markdown(out: Path = RESULTS) -> Path:
             lines += ["", f"Infilling ({inf['fixed']} fixed): {inf['valid']:.1%} valid, fixed words kept "
                       f"{inf['kept']:.1%}.", "", "| sampling | ms per story |", "|---|---:|"]
             lines += [f"| {k} | {v:.1f} |" for k, v in r["ms_per_sample"].items()]
+        elif r["benchmark"] == "frontier":
+            lines += _frontier_markdown(r)
         elif r["benchmark"] == "notebooks":
             lines += ["| notebook | seconds |", "|---|---:|"]
             lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in r["notebooks"].items()]

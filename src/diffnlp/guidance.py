@@ -14,9 +14,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_float
+from ._checks import check_float, check_int
 
 LOG_FLOOR = -1e9      # impossible tokens: a finite floor, so (1 - w)(-inf) never meets w(-inf)
+
+
+class Conditioned(nn.Module):
+    """A class-conditional Transformer (``num_classes > 0``) with its label fixed, called as a plain token
+    denoiser ``model(z_t, t)``: ``label`` is a class id, or None for the unconditional ("no label") model."""
+
+    def __init__(self, model, label: int | None):
+        super().__init__()
+        n = getattr(getattr(model, "config", None), "num_classes", 0)
+        if not n:
+            raise ValueError("model must be a class-conditional Transformer (config.num_classes > 0)")
+        if label is not None:
+            check_int("label", label, low=0, high=n - 1)
+        self.model, self.label = model, label
+        self.config = model.config
+
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        label = None if self.label is None else torch.full((z_t.shape[0],), self.label, dtype=torch.long,
+                                                          device=z_t.device)
+        return self.model(z_t, t, label=label)
 
 
 class ClassifierFreeGuidance(nn.Module):
@@ -40,3 +60,9 @@ class ClassifierFreeGuidance(nn.Module):
             return cond
         uncond = torch.log_softmax(self.unconditional(z_t, t).double(), -1).clamp_min(LOG_FLOOR)
         return torch.log_softmax((1 - w) * uncond + w * cond, -1)
+
+    @classmethod
+    def for_label(cls, model, label: int, scale: float = 1.0) -> ClassifierFreeGuidance:
+        """Guidance toward class ``label`` with one class-conditional Transformer (``num_classes > 0``):
+        the conditional denoiser is the model with the label, the unconditional one without it."""
+        return cls(Conditioned(model, label), Conditioned(model, None), scale)

@@ -264,6 +264,15 @@ def control_report(grammar, samples, attribute: str, target: str, tokenizer=None
                          (success * (1 - success) / n) ** 0.5)
 
 
+def non_decreasing_within_ci(values, stderrs, z: float = 1.96) -> bool:
+    """Whether a sequence of independent estimates is non-decreasing up to noise: every next value is at
+    least the previous one minus z times the standard error of their difference (95 % for z = 1.96)."""
+    if len(values) != len(stderrs):
+        raise ValueError(f"values ({len(values)}) and stderrs ({len(stderrs)}) must have the same length")
+    return all(b >= a - z * (sa ** 2 + sb ** 2) ** 0.5
+               for a, b, sa, sb in zip(values, values[1:], stderrs, stderrs[1:]))
+
+
 def empirical_distribution(ids: torch.Tensor, num_tokens: int) -> torch.Tensor:
     """The share of each sequence among ``num_tokens ** L`` possible ones, for ids (N, L): sequence
     (a_1, ..., a_L) is entry a_1 V^(L-1) + ... + a_L (float64, sums to 1)."""

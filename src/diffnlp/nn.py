@@ -172,6 +172,8 @@ class TransformerConfig:
     dropout: float = 0.0
     block_length: int = 0          # > 0: block-causal attention (block diffusion): a position sees its own
                                    # block and the blocks before it
+    num_classes: int = 0           # > 0: a class label c in 0..num_classes-1, or num_classes for "no label",
+                                   # is embedded and added to every position (classifier-free guidance)
 
 
 class KVCache:
@@ -245,7 +247,8 @@ class Transformer(nn.Module):
       ignored (masked diffusion does not need it: the number of masks already tells the time).
 
     Called as ``model(z_t, t)`` (DESIGN.md's token-denoiser contract); ``cache`` (a ``KVCache``) makes
-    causal decoding incremental.
+    causal decoding incremental; with ``num_classes > 0``, ``label`` (B,) conditions on a class, and
+    ``label=None`` (or the value ``num_classes``) means "no label" (``guidance.Conditioned`` fixes one).
     """
 
     def __init__(self, config: TransformerConfig | None = None, **kwargs):
@@ -259,6 +262,7 @@ class Transformer(nn.Module):
         check_int("input_dim", c.input_dim, low=0)
         check_int("output_dim", c.output_dim, low=0)
         check_int("block_length", c.block_length, low=0, high=c.max_len)
+        check_int("num_classes", c.num_classes, low=0)
         if c.block_length and c.causal:
             raise ValueError("block_length > 0 (block-causal attention) and causal=True exclude each other")
         if c.d_model % c.n_heads:
@@ -268,6 +272,7 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(c.vocab_size, c.d_model) if c.input_dim == 0 else nn.Linear(c.input_dim, c.d_model)
         self.pos = nn.Parameter(torch.zeros(c.max_len, c.d_model))
         self.time = TimeEmbedding(c.d_model) if c.time_conditioning else None
+        self.label = nn.Embedding(c.num_classes + 1, c.d_model) if c.num_classes else None
         self.blocks = nn.ModuleList([_Block(c) for _ in range(c.n_layers)])
         self.ln_f = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.output_dim or c.vocab_size)
@@ -281,7 +286,8 @@ class Transformer(nn.Module):
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cache: KVCache | None = None,
+                label: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
         if c.input_dim == 0:
             if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.ndim != 2:
@@ -307,11 +313,26 @@ class Transformer(nn.Module):
             if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
                 raise ValueError(f"t must be a tensor of shape ({x.shape[0]},), got {tuple(getattr(t, 'shape', ()))}")
             h = h + self.time(t.to(h.device) * 1000)[:, None, :]  # t in [0, 1] on the same scale as integer timesteps
+        if self.label is not None:
+            h = h + self.label(self._labels(label, x.shape[0], h.device))[:, None, :]
+        elif label is not None:
+            raise ValueError("label was given, but this Transformer has num_classes=0 (it is not conditional)")
         for i, block in enumerate(self.blocks):
             h = block(h, c.causal, cache, i, c.block_length)
         if cache is not None and cache.commit:
             cache.length += L
         return self.head(self.ln_f(h))
+
+    def _labels(self, label, batch: int, device) -> torch.Tensor:
+        n = self.config.num_classes
+        if label is None:
+            return torch.full((batch,), n, dtype=torch.long, device=device)
+        check_tensor("label", label, floating=False)
+        if label.shape != (batch,) or (label.numel() and (label.min() < 0 or label.max() > n)):
+            raise ValueError(f"label must be class ids of shape ({batch},) in 0..{n} ({n} = no label); got shape "
+                             f"{tuple(label.shape)}" + (f", values {label.min().item()}..{label.max().item()}"
+                                                        if label.numel() else ""))
+        return label.to(device)
 
 
 @dataclass

@@ -29,11 +29,12 @@ PROCESSES = ("mask", "uniform")
 MASK_BG, CLEAN_BG, NEW_BG = "#d9d9d9", "#e6eef8", "#ffe08a"
 
 
-def _chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "") -> str:
+def _chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "", strike: bool = False) -> str:
     weight = "600" if bold else "400"
+    deco = ";text-decoration:line-through" if strike else ""
     return (f'<span title="{html.escape(title)}" style="display:inline-block;margin:2px 2px;padding:1px 5px;'
             f'border-radius:4px;background:{bg};color:{fg};font-family:monospace;font-size:13px;'
-            f'font-weight:{weight}">{html.escape(text)}</span>')
+            f'font-weight:{weight}{deco}">{html.escape(text)}</span>')
 
 
 def _order_colors(n: int) -> list[str]:
@@ -198,16 +199,32 @@ def token_strip(rows: Sequence[Sequence[tuple[str, str]]], labels: Sequence[str]
     return fig
 
 
-STRATEGY_CHOICES = {"ancestral (MDLM)": ("ancestral", None), "confidence (LLaDA)": ("confidence", None),
-                    "random order": ("random", None), "confidence, blocks of 8": ("confidence", 8)}
+# name -> (strategy, block length, remasking eta)
+STRATEGY_CHOICES = {"ancestral (MDLM)": ("ancestral", None, 0.0), "confidence (LLaDA)": ("confidence", None, 0.0),
+                    "random order": ("random", None, 0.0), "confidence, blocks of 8": ("confidence", 8, 0.0),
+                    "ancestral + remasking (ReMDM, eta = 0.1)": ("ancestral", None, 0.1)}
+REMASKED_BG = "#f4a582"
+
+
+def set_steps(states: Sequence[torch.Tensor], mask_id: int) -> torch.Tensor:
+    """(S, L) for a trajectory of S states (L,): for every frame i and position, the step at which the
+    token shown there was (last) set, or -1 while it is masked. With remasking a position can be set,
+    masked again and set anew; it then shows the step of its latest decision."""
+    out = torch.full((len(states), len(states[0])), -1, dtype=torch.long)
+    for i in range(1, len(states)):
+        new = (states[i] != mask_id) & (states[i - 1] == mask_id)
+        out[i] = torch.where(states[i] == mask_id, -1, torch.where(new, i, out[i - 1]))
+    out[0] = torch.where(states[0] == mask_id, -1, 0)
+    return out
 
 
 class UnmaskingPlayer:
     """Watch a masked diffusion model write a story: a Play button and a slider over the sampler's steps.
 
     Decided tokens are coloured by the step that decided them (dark = early, light = late); the tokens
-    revealed in the current step are yellow. Choose the strategy and the number of steps;
-    "new sample" draws another story.
+    revealed in the current step are yellow. With "remasking" (ReMDM self-correction) a decided token can
+    go back to [MASK]: it is shown in orange, struck through, in the step it was taken back. Choose the
+    strategy and the number of steps; "new sample" draws another story.
     """
 
     def __init__(self, model, process: MaskedDiffusion, tokenizer, length: int = 32, num_steps: int = 32,
@@ -245,14 +262,15 @@ class UnmaskingPlayer:
     def resample(self):
         """Run the chosen sampler once (one story) and show its first frame."""
         started = time.perf_counter()
-        strategy, block = STRATEGY_CHOICES[self.strategy.value]
+        strategy, block, eta = STRATEGY_CHOICES[self.strategy.value]
         K = self.steps.value
         if block is not None:
             K = max(K, self.length // block)
         traj = self.process.sample(self.model, 1, self.length, K, strategy=strategy, block_length=block,
-                                   generator=torch.Generator().manual_seed(self.seed))
+                                   remask=eta, generator=torch.Generator().manual_seed(self.seed))
         self.states = [s[0].cpu() for s in traj]
         self.decided = decision_steps([s[None] for s in self.states], self.process.mask_id)[0]
+        self.set_at = set_steps(self.states, self.process.mask_id)
         self.colors = _order_colors(len(self.states))          # once per trajectory, not per frame
         self.slider.max = self.play.max = len(self.states) - 1
         self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
@@ -262,16 +280,31 @@ class UnmaskingPlayer:
         self.seed += 1
         self.resample()
 
+    def remasked(self, i: int) -> list[int]:
+        """The positions whose decided token went back to [MASK] in step i (self-correction)."""
+        if i == 0:
+            return []
+        m = self.process.mask_id
+        return ((self.states[i] == m) & (self.states[i - 1] != m)).nonzero()[:, 0].tolist()
+
+    @property
+    def revisions(self) -> int:
+        """How many times a decided token was taken back over the whole trajectory."""
+        return sum(len(self.remasked(i)) for i in range(len(self.states)))
+
     def frame(self, i: int) -> list[tuple[str, str]]:
-        """Frame i as (token, colour) pairs; the colour encodes when the token was decided."""
+        """Frame i as (token, colour) pairs; the colour encodes when the token was decided. A token taken back
+        in this step shows its old word, coloured ``REMASKED_BG``."""
         i = check_int("i", i, 0, len(self.states) - 1)
-        colors = self.colors
+        colors, back = self.colors, set(self.remasked(i))
         out = []
         for pos, tok in enumerate(self.states[i].tolist()):
-            if tok == self.process.mask_id:
+            if pos in back:
+                out.append((self.tokenizer.vocab[int(self.states[i - 1][pos])], REMASKED_BG))
+            elif tok == self.process.mask_id:
                 out.append(("[MASK]", MASK_BG))
             else:
-                step = int(self.decided[pos])
+                step = int(self.set_at[i, pos])
                 word = self.tokenizer.vocab[tok]
                 out.append((word, NEW_BG if step == i and i > 0 else colors[step]))
         return out
@@ -281,13 +314,17 @@ class UnmaskingPlayer:
         i = self.slider.value
         chips = []
         for pos, (word, bg) in enumerate(self.frame(i)):
-            step = int(self.decided[pos])
-            dark = bg not in (MASK_BG, NEW_BG) and step < 0.55 * len(self.states)
-            chips.append(_chip(word, bg, "#fff" if dark else "#222", bold=bg == NEW_BG,
-                               title=f"position {pos}, decided at step {step}"))
+            step = int(self.set_at[i, pos])
+            dark = bg not in (MASK_BG, NEW_BG, REMASKED_BG) and step < 0.55 * len(self.states)
+            title = (f"position {pos}: remasked at step {i}" if bg == REMASKED_BG else
+                     f"position {pos}, decided at step {step}")
+            chips.append(_chip(word, bg, "#fff" if dark else "#222", bold=bg == NEW_BG, title=title,
+                               strike=bg == REMASKED_BG))
         done = int((self.states[i] != self.process.mask_id).sum())
+        back = len(self.remasked(i))
+        note = f", {back} taken back (orange)" if back else ""
         self.html.value = (f"<div style='font-family:monospace;font-size:12px;color:#444'>step {i} of "
-                           f"{len(self.states) - 1}: {done} of {self.length} tokens decided</div>"
+                           f"{len(self.states) - 1}: {done} of {self.length} tokens decided{note}</div>"
                            f"<div style='line-height:2.0'>{''.join(chips)}</div>")
         self.latencies.append(time.perf_counter() - started)
 
@@ -308,4 +345,5 @@ class UnmaskingPlayer:
         rows = [self.frame(int(i)) for i in idx]
         return token_strip(rows, [f"step {int(i)}" for i in idx], colors={},
                            title=f"{self.strategy.value}, {len(self.states) - 1} steps "
-                                 "(colour: dark = decided early, light = late; yellow = just decided)")
+                                 "(colour: dark = decided early, light = late; yellow = just decided; "
+                                 "orange = taken back)")

@@ -1,0 +1,121 @@
+"""Lesson 05's measurements: speed against quality for autoregression, parallel (masked) diffusion and
+block diffusion, and the helpers of the frontier lesson.
+
+Gemini Diffusion's claim is about *latency*: a diffusion model decodes K << L positions' worth of network
+calls, each over the whole sequence, where an autoregressive model makes L calls of one token each (with a
+KV cache). Which one is faster depends on the batch: at batch 1 the calls are small and their number
+dominates; at batch 64 the arithmetic per token dominates, and the KV cache makes AR's calls cheap.
+
+    rows = speed_quality(decoders(ar, mdlm, bd3), grammar, tokenizer, n=500)
+    plot_speed_quality(rows)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from . import lm_eval
+from ._checks import check_int
+from .metrics import story_report
+
+
+def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16, 32),
+             bd3_steps=(1, 2, 4, 8)) -> dict:
+    """The configurations of lesson 05's table: ``name -> (model, process, sampler kwargs, family)``.
+
+    ``ar``, ``mdlm``, ``bd3``: ``(model, process)`` pairs (any may be None). AR uses its KV cache and stops
+    when every story has ended (``end_id`` = [PAD]); MDLM uses K steps ("ancestral" with the
+    skip-when-nothing-changed cache, and LLaDA's "confidence"); block diffusion K steps per block with its
+    KV cache, stopping at the end of a story."""
+    out = {}
+    if ar is not None:
+        out["AR (KV cache)"] = (*ar, {"end_id": end_id}, "autoregressive")
+    if mdlm is not None:
+        for K in mdlm_steps:
+            out[f"MDLM ancestral K={K}"] = (*mdlm, {"num_steps": K, "cache": True}, "MDLM ancestral")
+        for K in mdlm_steps:
+            out[f"MDLM confidence K={K}"] = (*mdlm, {"num_steps": K, "strategy": "confidence"}, "MDLM confidence")
+    if bd3 is not None:
+        L = bd3[0].config.max_len
+        for k in bd3_steps:
+            blocks = L // bd3[0].config.block_length
+            out[f"BD3 {k}/block (K={k * blocks})"] = (*bd3, {"num_steps": k, "cache": True, "end_id": end_id},
+                                                     "block diffusion")
+    return out
+
+
+def latency(model, process, batch: int, length: int = 32, repeats: int = 5, **kwargs) -> float:
+    """Milliseconds per story at a batch size: the median over ``repeats`` runs (one warm-up run first)."""
+    check_int("batch", batch, low=1)
+    lm_eval.generate(model, process, batch, length, seed=999, batch_size=batch, **kwargs)        # warm-up
+    return lm_eval.ms_per_sample(model, process, batch, length, repeats=repeats, **kwargs)
+
+
+def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int = 32, repeats_b1: int = 15,
+                  repeats_b64: int = 3, seed: int = 1, progress: bool = True) -> dict:
+    """For each configuration: latency per story at batch 1 (ms), throughput at batch 64 (tokens/s, 32
+    positions per story, padding included) and the quality of ``n`` samples (valid share, oracle NLL of the
+    valid ones, distinct share)."""
+    rows = {}
+    for name, (model, process, kw, family) in configs.items():
+        t0 = time.perf_counter()
+        rep = story_report(grammar, lm_eval.generate(model, process, n, length, seed=seed, **kw), tokenizer)
+        sample_s = time.perf_counter() - t0
+        ms1 = latency(model, process, 1, length, repeats_b1, **kw)
+        ms64 = latency(model, process, 64, length, repeats_b64, **kw)
+        rows[name] = {"family": family, **rep.as_dict(), "valid_stderr": math.sqrt(rep.valid * (1 - rep.valid) / n),
+                      "ms_batch1": ms1, "ms_per_story_batch64": ms64, "tokens_per_s_batch64": 1000 * length / ms64,
+                      "sample_s": sample_s}
+        if progress:
+            print(f"  {name:28s} valid {rep.valid:6.1%}  oracle NLL {rep.oracle_nll:6.2f}  distinct "
+                  f"{rep.distinct:6.1%}  batch 1: {ms1:6.1f} ms/story  batch 64: {1000 * length / ms64:8.0f} "
+                  "tokens/s", flush=True)
+    return rows
+
+
+def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float = 0.05) -> dict:
+    """The fastest batch-1 configuration whose validity is within ``within`` of the baseline's, and its
+    speed-up (baseline ms / its ms); also the best batch-64 throughput among them."""
+    base = rows[baseline]
+    close = {k: r for k, r in rows.items() if k != baseline and r["valid"] >= base["valid"] - within}
+    out = {"baseline": baseline, "baseline_valid": base["valid"], "baseline_ms_batch1": base["ms_batch1"],
+           "baseline_tokens_per_s_batch64": base["tokens_per_s_batch64"], "within": within}
+    if not close:
+        return {**out, "fastest_within": None, "speedup_batch1": None, "throughput_ratio_batch64": None}
+    best = min(close, key=lambda k: close[k]["ms_batch1"])
+    fastest = max(close, key=lambda k: close[k]["tokens_per_s_batch64"])
+    return {**out, "fastest_within": best, "speedup_batch1": base["ms_batch1"] / close[best]["ms_batch1"],
+            "highest_throughput_within": fastest,
+            "throughput_ratio_batch64": close[fastest]["tokens_per_s_batch64"] / base["tokens_per_s_batch64"]}
+
+
+FAMILY_STYLE = {"autoregressive": ("#222222", "*"), "MDLM ancestral": ("#1f77b4", "o"),
+                "MDLM confidence": ("#9467bd", "s"), "block diffusion": ("#e8743b", "D")}
+
+
+def plot_speed_quality(rows: dict, axes=None):
+    """Validity against milliseconds per story, at batch 1 (left) and batch 64 (right), one line per family;
+    each point is labelled with its number of steps."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, key, title in zip(axes, ("ms_batch1", "ms_per_story_batch64"), ("batch 1 (latency)", "batch 64")):
+        for family, (color, marker) in FAMILY_STYLE.items():
+            pts = sorted((r[key], r["valid"], name) for name, r in rows.items() if r["family"] == family)
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker=marker, color=color, label=family,
+                    ms=7 if marker != "*" else 12)
+            for x, y, name in pts:
+                if "K=" in name:
+                    ax.annotate(name.split("K=")[1].rstrip(")"), (x, 100 * y), textcoords="offset points",
+                                xytext=(4, -10), fontsize=7, color=color)
+        ax.set_xscale("log")
+        ax.set_xlabel("milliseconds per story (log scale)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("valid stories (%)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    return axes

@@ -1,0 +1,176 @@
+"""Lesson 05's plumbing: the class-conditional Transformer behind classifier-free guidance, the frontier
+measurements (speed against quality), every process through ``lm_eval``, AR's early stop, the
+UnmaskingPlayer's remasked tokens, and the lesson-05 recipes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffnlp import lm_eval
+from diffnlp.autoregressive import Autoregressive
+from diffnlp.block_diffusion import BlockDiffusion
+from diffnlp.d3pm import D3PM
+from diffnlp.data.stories import StoryGrammar
+from diffnlp.discrete import MaskedDiffusion
+from diffnlp.flow_matching import MaskedFlowMatching
+from diffnlp.frontier import decoders, latency_verdict, speed_quality
+from diffnlp.guidance import ClassifierFreeGuidance, Conditioned
+from diffnlp.metrics import non_decreasing_within_ci
+from diffnlp.nn import Transformer
+from diffnlp.recipes import TEXT_RECIPES, build_text_model, story_data, story_labels, train_text_recipe
+from diffnlp.sedd import ScoreEntropy
+from diffnlp.train import load_checkpoint, save_checkpoint
+
+G = StoryGrammar()
+TOK = G.tokenizer()
+V, M, PAD = TOK.vocab_size, TOK.mask_id, TOK.pad_id
+
+
+def _tiny(**kw):
+    torch.manual_seed(0)
+    return Transformer(vocab_size=V, max_len=32, d_model=32, n_layers=1, n_heads=2, **kw).eval()
+
+
+def test_conditional_transformer_and_guidance_for_a_label():
+    model = _tiny(num_classes=5)
+    z = torch.full((3, 16), M)
+    z[:, :4] = torch.tensor([2, 62, 66, 78])
+    t = torch.rand(3)
+    with torch.no_grad():
+        for c in range(5):
+            want = torch.log_softmax(model(z, t, label=torch.full((3,), c)).double(), -1)
+            got = ClassifierFreeGuidance.for_label(model, c, 1.0)(z, t)
+            assert torch.allclose(got, want)
+        uncond = torch.log_softmax(model(z, t).double(), -1)       # no label = the "no label" class
+        assert torch.allclose(ClassifierFreeGuidance.for_label(model, 2, 0.0)(z, t), uncond)
+        assert torch.allclose(model(z, t, label=torch.full((3,), 5)), model(z, t))
+        a, b = model(z, t, label=torch.zeros(3, dtype=torch.long)), model(z, t, label=torch.ones(3, dtype=torch.long))
+        assert not torch.allclose(a, b)                            # the label matters
+        w2 = ClassifierFreeGuidance.for_label(model, 1, 2.0)(z, t)
+        cond = torch.log_softmax(b.double(), -1)
+        assert torch.allclose(w2, torch.log_softmax(2 * cond - uncond, -1))
+
+
+def test_label_errors():
+    model = _tiny(num_classes=5)
+    z = torch.full((2, 16), M)
+    with pytest.raises(ValueError, match=r"label must be class ids of shape \(2,\) in 0..5"):
+        model(z, None, label=torch.tensor([0, 6]))
+    with pytest.raises(TypeError, match="label must be an integer tensor"):
+        model(z, None, label=torch.zeros(2))
+    with pytest.raises(ValueError, match="num_classes=0"):
+        _tiny()(z, None, label=torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="label=5 is out of range"):
+        Conditioned(model, 5)
+    with pytest.raises(ValueError, match="class-conditional"):
+        Conditioned(_tiny(), 0)
+
+
+def test_non_decreasing_within_ci():
+    assert non_decreasing_within_ci([0.1, 0.5, 0.48, 0.6], [0.01, 0.02, 0.02, 0.02])
+    assert not non_decreasing_within_ci([0.1, 0.5, 0.40, 0.6], [0.01, 0.02, 0.02, 0.02])
+    with pytest.raises(ValueError, match="same length"):
+        non_decreasing_within_ci([0.1], [])
+
+
+def test_latency_verdict_picks_the_fastest_close_decoder():
+    rows = {"AR (KV cache)": {"valid": 0.99, "ms_batch1": 60.0, "tokens_per_s_batch64": 15000.0},
+            "a": {"valid": 0.95, "ms_batch1": 20.0, "tokens_per_s_batch64": 9000.0},
+            "b": {"valid": 0.80, "ms_batch1": 5.0, "tokens_per_s_batch64": 90000.0},
+            "c": {"valid": 0.97, "ms_batch1": 40.0, "tokens_per_s_batch64": 20000.0}}
+    v = latency_verdict(rows)
+    assert v["fastest_within"] == "a" and v["speedup_batch1"] == pytest.approx(3.0)
+    assert v["highest_throughput_within"] == "c" and v["throughput_ratio_batch64"] == pytest.approx(20 / 15)
+    assert latency_verdict({"AR (KV cache)": rows["AR (KV cache)"], "b": rows["b"]})["fastest_within"] is None
+
+
+def test_speed_quality_measures_every_family():
+    ar = _tiny(causal=True), Autoregressive(M)
+    mdlm = _tiny(), MaskedDiffusion(mask_id=M)
+    bd3 = _tiny(block_length=8), BlockDiffusion(8, mask_id=M)
+    configs = decoders(ar, mdlm, bd3, end_id=PAD, mdlm_steps=(4,), bd3_steps=(2,))
+    assert list(configs) == ["AR (KV cache)", "MDLM ancestral K=4", "MDLM confidence K=4", "BD3 2/block (K=8)"]
+    rows = speed_quality(configs, G, TOK, n=4, length=32, repeats_b1=1, repeats_b64=1, progress=False)
+    for r in rows.values():
+        assert 0 <= r["valid"] <= 1 and r["ms_batch1"] > 0 and r["tokens_per_s_batch64"] > 0
+
+
+@pytest.mark.parametrize("process,kw", [
+    (ScoreEntropy(mask_id=M), {"num_steps": 4, "method": "euler"}),
+    (MaskedFlowMatching(mask_id=M), {"num_steps": 4}),
+    (D3PM(V, 4, kind="uniform"), {}),
+    (BlockDiffusion(8, mask_id=M), {"num_steps": 2, "end_id": PAD}),
+    (Autoregressive(M), {"end_id": PAD}),
+    (MaskedDiffusion(mask_id=M), {"num_steps": 4, "remask": 0.1}),
+])
+def test_every_process_generates_and_scores_through_lm_eval(process, kw):
+    kind = type(process).__name__
+    model = _tiny(causal=kind == "Autoregressive", block_length=8 if kind == "BlockDiffusion" else 0,
+                  time_conditioning=kind == "D3PM")
+    x = lm_eval.generate(model, process, 5, 32, batch_size=3, **kw)
+    assert x.shape == (5, 32) and x.max() < V
+    assert kind in ("D3PM", "Autoregressive") or (x != M).all()   # [MASK] is an ordinary id to these two
+    ids = TOK.encode_batch(G.split("test", 4), 32)
+    nats = lm_eval.nats_per_story(model, process, ids, n_samples=4)
+    assert nats.shape == (4,) and torch.isfinite(nats).all() and (nats > 0).all()
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        lm_eval.generate(model, process, 2, 32, clamp=True)
+
+
+def test_ar_stops_when_every_story_has_ended():
+    model = _tiny(causal=True)
+    with torch.no_grad():
+        model.head.bias[PAD] = 50.0                        # the model ends every story at once
+    states = list(Autoregressive(M).sample(model, 3, 16, end_id=PAD))
+    assert len(states) == 1 and states[-1].shape == (3, 16) and (states[-1] == PAD).all()
+    assert len(list(Autoregressive(M).sample(model, 3, 16))) == 16
+
+
+def test_unmasking_player_shows_remasked_tokens():
+    from diffnlp.text_widgets import REMASKED_BG, UnmaskingPlayer, set_steps
+
+    states = [torch.tensor([M, M, M]), torch.tensor([5, M, M]), torch.tensor([M, 6, M]), torch.tensor([7, 6, 8])]
+    assert set_steps(states, M).tolist() == [[-1, -1, -1], [1, -1, -1], [-1, 2, -1], [3, 2, 3]]
+    model = Transformer(vocab_size=V, max_len=32, d_model=32, n_layers=1, n_heads=2).eval()
+    seen = False
+    for seed in range(20):
+        p = UnmaskingPlayer(model, MaskedDiffusion(mask_id=M), TOK, num_steps=32, seed=seed,
+                            strategy="ancestral + remasking (ReMDM, eta = 0.1)")
+        for i in range(len(p.states)):
+            back = p.remasked(i)
+            frame = p.frame(i)
+            assert [pos for pos, (_, bg) in enumerate(frame) if bg == REMASKED_BG] == back
+            if back:
+                p.slider.value = i
+                assert "taken back" in p.html.value and "line-through" in p.html.value
+                seen = True
+        assert all(w != "[MASK]" for w, _ in p.frame(len(p.states) - 1))
+    assert seen and p.revisions >= 0
+
+
+@pytest.mark.parametrize("name", ["stories-sedd", "stories-dfm", "stories-uniform", "stories-mdlm-place"])
+def test_lesson_05_recipes_train_and_save_in_half_precision(name, tmp_path):
+    _, _, ids = story_data(stories=300)
+    model, process, history = train_text_recipe(name, data=ids, steps=3, max_seconds=None, progress=False,
+                                                device="cpu")
+    assert len(history) == 3 and all(map(torch.isfinite, map(torch.tensor, history)))
+    assert type(build_text_model(TEXT_RECIPES[name], V)[1]) is type(process)
+    save_checkpoint(tmp_path / "m", model.half())
+    back, _ = load_checkpoint(tmp_path / "m")
+    assert next(back.parameters()).dtype == torch.float32            # stored in float16, computed in float32
+    assert (tmp_path / "m.safetensors").stat().st_size < 0.6 * 4 * sum(p.numel() for p in back.parameters())
+
+
+def test_story_labels_read_the_attribute():
+    from diffnlp.metrics import attribute_values, decode_stories, story_attributes
+
+    _, tok, ids = story_data(stories=50)
+    labels = story_labels(G, tok, ids, "place")
+    values = attribute_values(G, "place")
+    assert len(values) == 16 and labels.max() < 16
+    assert [values[i] for i in labels] == story_attributes(G, decode_stories(tok, ids), "place")
+    bad = ids.clone()
+    bad[0] = PAD
+    with pytest.raises(ValueError, match="has no 'place'"):
+        story_labels(G, tok, bad, "place")
