@@ -80,10 +80,10 @@ def test_score_entropy_of_the_exact_scores_is_the_mdlm_integrand(tiny):
     assert sedd.score_entropy(bad, z, x0, t).mean() > se.mean()
 
 
-@pytest.mark.parametrize("method,steps", [("tweedie", 64), ("euler", 64)])
-def test_sedd_sampler_with_exact_scores_reproduces_p(tiny, method, steps):
+@pytest.mark.parametrize("method,schedule,steps", [("tweedie", "loglinear", 64), ("euler", "cosine", 128)])
+def test_sedd_sampler_with_exact_scores_reproduces_p(tiny, method, schedule, steps):
     seqs, p, oracle = tiny
-    sedd = ScoreEntropy("loglinear", mask_id=MASK)
+    sedd = ScoreEntropy(schedule, mask_id=MASK)
     n = 20000
     *_, x = sedd.sample(oracle, n, 3, steps, method=method, generator=torch.Generator().manual_seed(3))
     assert (x != MASK).all()
@@ -200,3 +200,15 @@ def test_sedd_nelbo_of_the_exact_scores_is_the_mdlm_nelbo(tiny):
     exact = -torch.log(p[[0, 13, 26]])
     assert torch.all((est.mean - exact).abs() < 4 * est.stderr + 1e-6), (est.mean, exact, est.stderr)
     assert torch.all(est.stderr < 0.2)
+
+
+def test_euler_and_tweedie_coincide_on_the_loglinear_schedule_only(tiny):
+    _, _, oracle = tiny
+    draws = {}
+    for schedule in ("loglinear", "cosine"):
+        for method in ("tweedie", "euler"):
+            *_, x = ScoreEntropy(schedule, mask_id=MASK).sample(oracle, 500, 3, 8, method=method,
+                                                                 generator=torch.Generator().manual_seed(4))
+            draws[schedule, method] = x
+    assert torch.equal(draws["loglinear", "tweedie"], draws["loglinear", "euler"])
+    assert not torch.equal(draws["cosine", "tweedie"], draws["cosine", "euler"])

@@ -174,3 +174,17 @@ def test_story_labels_read_the_attribute():
     bad[0] = PAD
     with pytest.raises(ValueError, match="has no 'place'"):
         story_labels(G, tok, bad, "place")
+
+
+def test_call_counter_counts_the_sequential_work():
+    from diffnlp.frontier import CallCounter
+
+    ar = CallCounter(_tiny(causal=True))
+    lm_eval.generate(ar, Autoregressive(M), 2, 32)
+    assert (ar.calls, ar.positions) == (32, 32)                   # one new token per call with the KV cache
+    md = CallCounter(_tiny())
+    lm_eval.generate(md, MaskedDiffusion(mask_id=M), 2, 32, num_steps=8, strategy="confidence")
+    assert (md.calls, md.positions) == (8, 8 * 32)
+    bd = CallCounter(_tiny(block_length=8))
+    lm_eval.generate(bd, BlockDiffusion(8, mask_id=M), 2, 32, num_steps=2)
+    assert (bd.calls, bd.positions) == (4 * 2 + 4, (4 * 2 + 4) * 8)  # 2 steps per block + committing each block

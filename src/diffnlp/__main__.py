@@ -7,6 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m diffnlp train --recipe NAME [--out PATH]`` or ``python -m diffnlp bench [NAME ...]``."""
     from .bench import BENCHES
     from .recipes import GUIDANCE_RECIPES, RECIPES, TEXT_RECIPES
 

@@ -123,6 +123,7 @@ class BigramLM:
         self.counts = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)
 
     def fit(self, ids: torch.Tensor) -> BigramLM:
+        """Add the bigram counts count(a, b) of ``ids`` (N, L), each row preceded by ``start_id``."""
         ids = _check_ids("ids", ids)
         if ids.numel() and ids.max() >= self.vocab_size:
             raise ValueError(f"ids has token id {ids.max().item()} >= vocab_size={self.vocab_size}")
@@ -137,6 +138,7 @@ class BigramLM:
         return torch.log(c / c.sum(1, keepdim=True))
 
     def nll(self, ids: torch.Tensor) -> torch.Tensor:
+        """-sum_i log p(x_i | x_{i-1}) per sequence (N,), in nats."""
         ids = _check_ids("ids", ids)
         prev = torch.cat([torch.full_like(ids[:, :1], self.start_id), ids[:, :-1]], 1)
         lp = self.log_probs()[prev, ids]

@@ -245,6 +245,18 @@ class MaskedDiffusion:
         return (a_s - a_t) / (1 - a_t)
 
     @torch.no_grad()
+    def remask_probabilities(self, t: torch.Tensor, s: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """ReMDM's step from t to s < t with the "cap" schedule: (sigma, p_reveal).
+
+            sigma    = min(eta, (1 - alpha_s) / alpha_t)                  a decided token goes back to [MASK]
+            p_reveal = (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t)    a masked token is revealed
+
+        so that q(z_s clean) = (1 - sigma) alpha_t + p_reveal (1 - alpha_t) = alpha_s: the forward marginals
+        are kept for any sigma in [0, (1 - alpha_s) / alpha_t]; sigma = 0 gives MDLM's reveal probability."""
+        a_t, a_s = self.alpha(t), self.alpha(s)
+        sigma = torch.minimum(torch.full_like(a_t, eta), (1 - a_s) / a_t)
+        return sigma, (a_s - (1 - sigma) * a_t) / (1 - a_t)
+
     def exact_nelbo(self, model, x0: torch.Tensor) -> torch.Tensor:
         """The NELBO per sequence computed exactly by enumerating all 2^L masks (short sequences only).
 
@@ -378,9 +390,8 @@ class MaskedDiffusion:
                     p_reveal = self.reveal_probability(t.double(), s).float().to(dev)  # 1 at the last step (s = 0)
                     u = torch.rand((B, L), generator=generator).to(dev)
                     if remask > 0:
-                        a_t, a_s = self.alpha(t.double()), self.alpha(s)
-                        sigma = torch.minimum(torch.full_like(a_t, remask), (1 - a_s) / a_t)     # ReMDM "cap"
-                        p_reveal = ((a_s - (1 - sigma) * a_t) / (1 - a_t)).float().to(dev)
+                        sigma, p_reveal = self.remask_probabilities(t.double(), s, remask)
+                        p_reveal = p_reveal.float().to(dev)
                         back = (z != self.mask_id) & ~protected & in_block & (u < sigma.float().to(dev)[:, None])
                     reveal = masked & (u < p_reveal[:, None])
                 else:

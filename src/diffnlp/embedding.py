@@ -135,6 +135,7 @@ class ClassifierGuidance:
             raise ValueError("scale=inf is out of range; allowed: a finite scale >= 0")
 
     def apply(self, x: torch.Tensor, timestep: int, abar: float) -> torch.Tensor:
+        """``steps`` times: x <- x + scale (1 - abar) grad_x log p(target | x, t), with the noisy classifier."""
         if self.scale == 0 or abar >= 1:
             return x
         t = torch.full((x.shape[0],), max(int(timestep), 0), dtype=torch.long, device=x.device)

@@ -16,6 +16,8 @@ from .gaussian import GaussianDiffusion
 
 @dataclass
 class Verdict:
+    """A checker's answer: ``status`` and a ``message`` that says what is right or what to fix."""
+
     status: str  # "not attempted", "correct" or "incorrect"
     message: str
 
@@ -52,7 +54,9 @@ def _compare(got, want, what: str, atol: float = 1e-4) -> Verdict:
     if got.shape != want.shape:
         return Verdict("incorrect", f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
     err = float((got.double() - want.double()).abs().max())
-    if err > atol:
+    if not err <= atol:                                   # NaN fails too
+        if err != err:
+            return Verdict("incorrect", f"{what} contains NaN")
         return Verdict("incorrect", f"{what} is off by up to {err:.3g} (tolerance {atol:g})")
     return Verdict("correct", f"{what} matches the package (max error {err:.1e})")
 
@@ -269,3 +273,67 @@ def check_rounding_nll(fn) -> Verdict:
             return v
     return Verdict("correct", "-log softmax(-||x - e_v||^2)[w]: small when x_0 sits close to its own word vector "
                               "and far from the others")
+
+
+# ---------------------------------------------------------------- lesson 05
+def reference_guided_log_probs(cond: torch.Tensor, uncond: torch.Tensor, w: float) -> torch.Tensor:
+    """log p_w = log_softmax((1 - w) log p(x | z) + w log p(x | z, c)) (``guidance.ClassifierFreeGuidance``)."""
+    from .guidance import ClassifierFreeGuidance
+
+    return ClassifierFreeGuidance(lambda z, t: cond, lambda z, t: uncond, w)(None)
+
+
+def check_guided_log_probs(fn) -> Verdict:
+    """Exercise: classifier-free guidance of one token's log-probabilities (..., V) at scale w."""
+    g = torch.Generator().manual_seed(5)
+    cond = torch.log_softmax(torch.randn(4, 6, generator=g, dtype=torch.float64) * 2, -1)
+    uncond = torch.log_softmax(torch.randn(4, 6, generator=g, dtype=torch.float64) * 2, -1)
+    for w in (0.0, 1.0, 0.5, 2.5):
+        got, err = _call(fn, cond, uncond, w)
+        if err or got is None:
+            return err or NOT_ATTEMPTED
+        want = reference_guided_log_probs(cond, uncond, w)
+        if isinstance(got, torch.Tensor) and got.shape == want.shape and w not in (0.0, 1.0):
+            if torch.allclose(torch.log_softmax(got.double(), -1), want, atol=1e-6) and \
+                    not torch.allclose(got.double(), want, atol=1e-6):
+                return Verdict("incorrect", f"at w={w} your values are right up to a constant per token: normalise "
+                                            "them (torch.log_softmax) so that the probabilities sum to 1")
+            mixed = torch.log((1 - w) * uncond.exp() + w * cond.exp())
+            if torch.allclose(got.double(), mixed, atol=1e-6) or got.isnan().any():
+                return Verdict("incorrect", "you mixed probabilities; guidance mixes *log*-probabilities "
+                                            "(a product of powers p(x|z)^(1-w) p(x|z,c)^w)")
+        v = _compare(got, want, f"the guided log-probabilities at w={w}", atol=1e-6)
+        if not v.correct:
+            return v
+    return Verdict("correct", "w = 0 is unconditional, w = 1 conditional, and w = 2.5 sharpens toward the condition")
+
+
+def reference_remask_reveal_probability(alpha_t: float, alpha_s: float, sigma: float) -> float:
+    """ReMDM: a masked token is revealed with probability (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t)."""
+    return (alpha_s - (1 - sigma) * alpha_t) / (1 - alpha_t)
+
+
+def check_remask_reveal_probability(fn) -> Verdict:
+    """Exercise: with remasking probability sigma, the reveal probability that keeps q(z_s | x)."""
+    from .discrete import MaskedDiffusion
+
+    md = MaskedDiffusion("loglinear")
+    for t, s, eta in ((0.9, 0.7, 0.05), (0.5, 0.4, 0.1), (0.2, 0.1, 0.02), (0.6, 0.3, 0.0)):
+        sigma, want = md.remask_probabilities(torch.tensor([t], dtype=torch.float64),
+                                              torch.tensor([s], dtype=torch.float64), eta)
+        a_t, a_s = float(md.alpha(torch.tensor(t))), float(md.alpha(torch.tensor(s)))
+        got, err = _call(fn, a_t, a_s, float(sigma))
+        if err or got is None:
+            return err or NOT_ATTEMPTED
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            return Verdict("incorrect", f"return a number, got {type(got).__name__}")
+        if abs(got - float(want)) > 1e-6:
+            if sigma > 0 and abs(got - (a_s - a_t) / (1 - a_t)) < 1e-6:
+                return Verdict("incorrect", "that is MDLM's reveal probability: with remasking, a decided token "
+                                            "leaves with probability sigma, so more masks must be revealed to keep "
+                                            "q(z_s clean) = alpha_s")
+            return Verdict("incorrect", f"at alpha_t={a_t:.3f}, alpha_s={a_s:.3f}, sigma={float(sigma):.3f} you "
+                                        f"return {got:.4f}, expected {float(want):.4f}")
+    return Verdict("correct", "(1 - sigma) alpha_t + p (1 - alpha_t) = alpha_s: remasking keeps the marginals")

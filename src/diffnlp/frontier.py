@@ -15,9 +15,27 @@ from __future__ import annotations
 import math
 import time
 
+import torch
+from torch import nn
+
 from . import lm_eval
 from ._checks import check_int
 from .metrics import story_report
+
+
+class CallCounter(nn.Module):
+    """A network wrapped to count its calls and the positions each call processes: the sequential work of a
+    decoder (``calls``) and its total work per sequence (``positions``). Called like the network itself."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.calls = self.positions = 0
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        self.calls += 1
+        self.positions += x.shape[1]
+        return self.model(x, *args, **kwargs)
 
 
 def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16, 32),

@@ -40,6 +40,7 @@ def nats_per_story(model, process, ids: torch.Tensor, n_samples: int = 32, batch
 
 
 def likelihood(name: str, model, process, grammar, ids: torch.Tensor, **kwargs) -> LikelihoodReport:
+    """``nats_per_story`` averaged and set against the grammar's entropy H (excess = nats - H)."""
     return likelihood_report(name, nats_per_story(model, process, ids, **kwargs), grammar.entropy(), ids.shape[1])
 
 
@@ -106,6 +107,7 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
 
 
 def sample_quality(grammar, tokenizer, model, process, n: int = 500, length: int = 32, **kwargs) -> StoryReport:
+    """``n`` samples from ``generate`` (its ``kwargs``) judged by the grammar: validity, oracle NLL, distinct."""
     return story_report(grammar, generate(model, process, n, length, **kwargs), tokenizer)
 
 

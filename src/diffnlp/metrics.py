@@ -49,6 +49,8 @@ def swd_mean(x: torch.Tensor, y: torch.Tensor, num_projections: int = 512, seeds
 
 @dataclass
 class JudgeReport:
+    """How digits look to the judge: its confidence on them, relative to real digits, and the class shares."""
+
     confidence: float          # mean max-probability on the generated digits
     real_confidence: float     # the same on held-out real digits
     relative_confidence: float  # confidence / real_confidence
@@ -89,9 +91,11 @@ class DigitsJudge:
         return self.classifier.predict_proba(to_pixels(images) / 16.0)
 
     def confidence(self, images: torch.Tensor) -> float:
+        """The judge's mean max-probability on ``images``."""
         return float(self.probabilities(images).max(axis=1).mean())
 
     def judge(self, images: torch.Tensor) -> JudgeReport:
+        """A ``JudgeReport`` of ``images`` against the real digits' confidence."""
         p = self.probabilities(images)
         conf = float(p.max(axis=1).mean())
         shares = np.bincount(p.argmax(axis=1), minlength=10) / len(p)
@@ -114,6 +118,7 @@ class LikelihoodReport:
 
     @property
     def ratio(self) -> float:
+        """nats / H: 1 for a perfect model."""
         return self.nats / self.entropy
 
     def as_dict(self) -> dict:

@@ -45,6 +45,8 @@ class TimeEmbedding(nn.Module):
 
 @dataclass
 class MLPConfig:
+    """``MLPDenoiser``'s sizes."""
+
     data_dim: int = 2
     hidden: int = 256
     depth: int = 4
@@ -87,6 +89,8 @@ class MLPDenoiser(nn.Module):
 
 @dataclass
 class DigitsConfig:
+    """``DigitsDenoiser``'s architecture and sizes."""
+
     arch: str = "mlp"      # "mlp": a residual MLP over the 64 pixels; "conv": a two-level conv net
     hidden: int = 512      # mlp width
     depth: int = 3         # mlp residual blocks
@@ -159,6 +163,8 @@ class DigitsDenoiser(nn.Module):
 
 @dataclass
 class TransformerConfig:
+    """``Transformer``'s sizes and modes (see the class); stored in every text checkpoint's JSON."""
+
     vocab_size: int = 0            # token ids in / logits out over this vocabulary (0: vectors only)
     max_len: int = 32              # the longest sequence the model accepts
     d_model: int = 128
@@ -174,6 +180,13 @@ class TransformerConfig:
                                    # block and the blocks before it
     num_classes: int = 0           # > 0: a class label c in 0..num_classes-1, or num_classes for "no label",
                                    # is embedded and added to every position (classifier-free guidance)
+
+
+def block_causal_mask(query_positions: torch.Tensor, key_length: int, block_length: int) -> torch.Tensor:
+    """Block-causal attention (block diffusion): query i may attend to key j iff block(j) <= block(i),
+    with block(i) = i // block_length; a bool mask (len(query_positions), key_length), True = attend."""
+    kb = torch.arange(key_length, device=query_positions.device) // block_length
+    return kb[None, :] <= (query_positions // block_length)[:, None]
 
 
 class KVCache:
@@ -221,9 +234,7 @@ class _Block(nn.Module):
         mask, is_causal = None, False
         if block_length:
             # block-causal: query at absolute position past + i sees key j iff block(j) <= block(past + i)
-            qb = (past + torch.arange(L, device=h.device)) // block_length
-            kb = torch.arange(past + L, device=h.device) // block_length
-            mask = kb[None, :] <= qb[:, None]
+            mask = block_causal_mask(past + torch.arange(L, device=h.device), past + L, block_length)
         elif causal and past == 0:
             is_causal = L > 1
         elif causal and L > 1:
@@ -337,6 +348,8 @@ class Transformer(nn.Module):
 
 @dataclass
 class EmbeddingDenoiserConfig:
+    """``EmbeddingDenoiser``'s word vectors and Transformer sizes."""
+
     vocab_size: int = 173
     max_len: int = 32
     embed_dim: int = 16            # the word vectors the diffusion runs in (Diffusion-LM: 16 to 128)
@@ -373,6 +386,8 @@ class EmbeddingDenoiser(nn.Module):
 
 @dataclass
 class NoisyClassifierConfig:
+    """``NoisyClassifier``'s input, classes and Transformer sizes."""
+
     input_dim: int = 16
     num_classes: int = 16
     max_len: int = 32

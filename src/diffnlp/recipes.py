@@ -21,6 +21,8 @@ from .train import fit
 
 @dataclass(frozen=True)
 class Recipe:
+    """A Gaussian-diffusion recipe of lessons 01-02: the data, the denoiser, and the training settings."""
+
     name: str
     data: str                        # "moons" (or another toy2d cloud) or "digits"
     model: dict = field(default_factory=dict)

@@ -20,7 +20,8 @@ log s = log r(t) + o (SEDD's scaling for the absorbing graph), with no normalisa
 
 Sampling, from t to s < t, with the "Tweedie" tau-leaping step: a masked position becomes y with
 probability (alpha_s / alpha_t - 1) s_y, and stays masked otherwise (exact for exact scores: it is
-MDLM's ancestral step); "euler" uses (t - s) sigma(t) s_y instead.
+MDLM's ancestral step); "euler" uses (t - s) sigma(t) s_y instead. For the log-linear schedule the two
+coincide: alpha is linear in t, so (t - s) sigma(t) = (alpha_s - alpha_t) / alpha_t exactly.
 """
 
 from __future__ import annotations

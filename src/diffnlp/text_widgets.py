@@ -106,6 +106,7 @@ class TextNoisingExplorer:
                 for i, h, r in zip(self.ids, hit, self.replacement.tolist())]
 
     def render(self, t: float | None = None, process: str | None = None) -> str:
+        """The noised sentence at time t as HTML chips (masked grey, replaced red, clean blue)."""
         noised = self.noised(t, process)
         chips = []
         for orig, now in zip(self.ids, noised):

@@ -128,6 +128,7 @@ class NoisingExplorer(_PNGWidget):
     # -- state
     @property
     def diffusion(self) -> GaussianDiffusion:
+        """The ``GaussianDiffusion`` of the chosen schedule."""
         return self.processes[self.dropdown.value]
 
     def x_t(self, t: int | None = None) -> torch.Tensor:
