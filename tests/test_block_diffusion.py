@@ -147,3 +147,25 @@ def test_shipped_block_diffusion_headline_metrics():
     assert float((runs[0] == runs[1]).all(1).float().mean()) > 0.98
     rep = story_report(grammar, runs[0], tok)
     assert rep.valid >= 0.9 and rep.distinct > 0.95
+
+
+def test_confidence_inside_one_block_is_llada_confidence():
+    """With one block covering the sequence and one token per step, block diffusion's "confidence" strategy
+    is LLaDA's confidence sampler: its samples follow that sampler's exact output distribution (computed by
+    enumerating its Markov chain), which is not p."""
+    from diffnlp.discrete import MaskedDiffusion
+    from diffnlp.oracle import sampler_distribution
+
+    seqs, p, oracle = _tiny_block_oracle()
+    oracle.config = type("Config", (), {"block_length": 4, "max_len": 4, "time_conditioning": False})()
+    want = sampler_distribution(oracle, MaskedDiffusion("loglinear", mask_id=MASK), "confidence", 4)
+    n = 30000
+    *_, x = BlockDiffusion(block_length=4, mask_id=MASK).sample(
+        oracle, n, 4, 4, cache=False, strategy="confidence", generator=torch.Generator().manual_seed(6))
+    counts = torch.bincount((x * torch.tensor([27, 9, 3, 1])).sum(1), minlength=81).double()
+    keep = want > 0
+    assert counts[~keep].sum() == 0
+    assert stats.chisquare(counts[keep].numpy(), (want[keep] / want[keep].sum() * n).numpy()).pvalue > 1e-3
+    assert (want - p).abs().sum() > 0.05                 # and it is biased: not the data distribution
+    with pytest.raises(ValueError, match="at most block_length=4"):
+        BlockDiffusion(block_length=4, mask_id=MASK).sample(oracle, 2, 4, 5, cache=False, strategy="confidence")

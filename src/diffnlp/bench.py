@@ -76,7 +76,8 @@ def bench_widgets(repeats: int = 40) -> dict:
         u.slider.value = (i * 7) % 33
     rows["UnmaskingPlayer frame"] = u.latencies
     u.latencies = []
-    for strategy in ["ancestral (MDLM)", "confidence, blocks of 8", "random order", "confidence (LLaDA)"] * 2:
+    for strategy in ["ancestral (MDLM)", "confidence, blocks of 8", "random order", "confidence (LLaDA)",
+                     "ancestral + remasking (ReMDM, eta = 0.1)"] * 2:
         u.strategy.value = strategy
     rows["UnmaskingPlayer new strategy (runs the sampler, 32 steps)"] = u.latencies
     from .embedding_widgets import EmbeddingNoisingExplorer

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import torch
 
 from ._checks import check_choice, check_int
-from .discrete import MaskedDiffusion, _is_time_conditioned, _model_device, reveal_masked
+from .discrete import MaskedDiffusion, _is_time_conditioned, _model_device, reveal_masked, top_k_reveal
 from .nn import KVCache
 
 
@@ -135,8 +135,10 @@ class BlockDiffusion:
                end_id: int | None = None, strategy: str = "ancestral",
                generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
         """A generator of every state (B, L), block by block, ``num_steps`` steps per block: MDLM's
-        "ancestral" steps, or "random" (one uniformly chosen masked position per step; num_steps must
-        then be block_length), which is exact when the conditionals are.
+        "ancestral" steps, "random" (one uniformly chosen masked position per step; num_steps must
+        then be block_length), which is exact when the conditionals are, or "confidence" (LLaDA's rule
+        inside the block: draw a token for every masked position and keep the most probable draws, the
+        block's positions split evenly over the steps; not exact, but it keeps coupled tokens consistent).
 
         ``cache``: keep the finished blocks' keys and values (exact: they never attend to later blocks);
         ``end_id``: stop after the first block in which every sequence holds this token (the end of a
@@ -145,7 +147,10 @@ class BlockDiffusion:
         length = check_int("length", length, low=1)
         num_steps = check_int("num_steps", num_steps, low=1)
         self._check_model(model, length)
-        check_choice("strategy", strategy, ("ancestral", "random"))
+        check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
+        if strategy == "confidence" and num_steps > self.block_length:
+            raise ValueError(f"strategy='confidence' reveals at least one token per step: num_steps must be at "
+                             f"most block_length={self.block_length}, got {num_steps}")
         if strategy == "random" and num_steps != self.block_length:
             raise ValueError(f"strategy='random' reveals one token per step: num_steps must be "
                              f"block_length={self.block_length}, got {num_steps}")
@@ -167,14 +172,21 @@ class BlockDiffusion:
                 t = torch.full((B,), 1 - k / K, dtype=torch.float64)
                 s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
                 logp = self.block_logits(model, prefix, block, t.float().to(dev), kv)
-                if strategy == "random":                                        # one masked position, uniformly
-                    score = torch.rand(block.shape, generator=generator).to(dev)
-                    score = score.masked_fill(block != self.mask_id, -1.0)
-                    p_reveal = torch.zeros(block.shape, dtype=torch.float64, device=dev)
-                    p_reveal.scatter_(1, score.argmax(1, keepdim=True), 1.0)
+                if strategy == "confidence":                                    # the n_k most probable draws
+                    gumbel = -torch.log(-torch.log(torch.rand(logp.shape, generator=generator).clamp_min(1e-20)))
+                    x = (logp + gumbel.to(dev)).argmax(-1)
+                    n_k = torch.full((B,), n // K + (1 if k < n % K else 0), device=dev)
+                    reveal = top_k_reveal(logp.gather(-1, x[..., None])[..., 0], block == self.mask_id, n_k)
+                    block = torch.where(reveal, x, block)
                 else:
-                    p_reveal = self.masking.reveal_probability(t, s)
-                block = reveal_masked(block, self.mask_id, logp, p_reveal, generator)
+                    if strategy == "random":                                    # one masked position, uniformly
+                        score = torch.rand(block.shape, generator=generator).to(dev)
+                        score = score.masked_fill(block != self.mask_id, -1.0)
+                        p_reveal = torch.zeros(block.shape, dtype=torch.float64, device=dev)
+                        p_reveal.scatter_(1, score.argmax(1, keepdim=True), 1.0)
+                    else:
+                        p_reveal = self.masking.reveal_probability(t, s)
+                    block = reveal_masked(block, self.mask_id, logp, p_reveal, generator)
                 z[:, b * n:(b + 1) * n] = block
                 yield z.clone()
             if kv is not None:

@@ -401,10 +401,7 @@ class MaskedDiffusion:
                         score = logp.gather(-1, x[..., None])[..., 0]                 # log p of the drawn token
                     else:
                         score = torch.rand((B, L), generator=generator).to(dev)
-                    score = torch.where(masked, score, torch.full_like(score, -math.inf))
-                    # ties go to the leftmost position (a stable sort), as in diffnlp.oracle.sampler_distribution
-                    rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-                    reveal = masked & (rank < n_k[:, None])
+                    reveal = top_k_reveal(score, masked, n_k)
                 changed = bool(reveal.any())
                 z = torch.where(reveal, x, z)
                 if strategy == "ancestral" and remask > 0:
@@ -425,6 +422,15 @@ def reveal_masked(z: torch.Tensor, mask_id: int, log_probs: torch.Tensor, p_reve
     p = p[:, None] if p.ndim == 1 else p
     u = torch.rand(z.shape, generator=generator).to(dev)
     return torch.where((z == mask_id) & (u < p), x, z)
+
+
+def top_k_reveal(score: torch.Tensor, masked: torch.Tensor, n_k: torch.Tensor) -> torch.Tensor:
+    """The ``n_k`` (B,) masked positions with the highest ``score`` (B, L) in each row, as a bool mask: the
+    positions a confidence (or random-order) step reveals. Ties go to the leftmost position (a stable
+    sort), as in ``diffnlp.oracle.sampler_distribution``."""
+    score = torch.where(masked, score, torch.full_like(score, -math.inf))
+    rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+    return masked & (rank < n_k[:, None])
 
 
 def decision_steps(trajectory: list[torch.Tensor], mask_id: int) -> torch.Tensor:

@@ -39,13 +39,13 @@ class CallCounter(nn.Module):
 
 
 def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16, 32),
-             bd3_steps=(1, 2, 4, 8)) -> dict:
+             bd3_steps=(1, 2, 4, 8), bd3_strategies=("ancestral", "confidence")) -> dict:
     """The configurations of lesson 05's table: ``name -> (model, process, sampler kwargs, family)``.
 
     ``ar``, ``mdlm``, ``bd3``: ``(model, process)`` pairs (any may be None). AR uses its KV cache and stops
     when every story has ended (``end_id`` = [PAD]); MDLM uses K steps ("ancestral" with the
     skip-when-nothing-changed cache, and LLaDA's "confidence"); block diffusion K steps per block with its
-    KV cache, stopping at the end of a story."""
+    KV cache, stopping at the end of a story, with ancestral or confidence steps inside a block."""
     out = {}
     if ar is not None:
         out["AR (KV cache)"] = (*ar, {"end_id": end_id}, "autoregressive")
@@ -55,11 +55,12 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
         for K in mdlm_steps:
             out[f"MDLM confidence K={K}"] = (*mdlm, {"num_steps": K, "strategy": "confidence"}, "MDLM confidence")
     if bd3 is not None:
-        L = bd3[0].config.max_len
-        for k in bd3_steps:
-            blocks = L // bd3[0].config.block_length
-            out[f"BD3 {k}/block (K={k * blocks})"] = (*bd3, {"num_steps": k, "cache": True, "end_id": end_id},
-                                                     "block diffusion")
+        blocks = bd3[0].config.max_len // bd3[0].config.block_length
+        for strategy in bd3_strategies:
+            for k in bd3_steps:
+                name = f"BD3 {'' if strategy == 'ancestral' else strategy + ' '}{k}/block (K={k * blocks})"
+                out[name] = (*bd3, {"num_steps": k, "cache": True, "end_id": end_id, "strategy": strategy},
+                             f"block diffusion {strategy}")
     return out
 
 
@@ -109,7 +110,8 @@ def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float =
 
 
 FAMILY_STYLE = {"autoregressive": ("#222222", "*"), "MDLM ancestral": ("#1f77b4", "o"),
-                "MDLM confidence": ("#9467bd", "s"), "block diffusion": ("#e8743b", "D")}
+                "MDLM confidence": ("#9467bd", "s"), "block diffusion ancestral": ("#e8743b", "D"),
+                "block diffusion confidence": ("#2ca02c", "^")}
 
 
 def plot_speed_quality(rows: dict, axes=None):
