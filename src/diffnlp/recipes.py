@@ -116,10 +116,11 @@ TEXT_RECIPES["stories-dfm"] = TextRecipe("stories-dfm", "dfm", **FRONTIER)      
 TEXT_RECIPES["stories-uniform"] = TextRecipe(                                       # D3PM-uniform, T = 32
     "stories-uniform", "uniform", model={"d_model": 128, "n_layers": 4, "n_heads": 4, "time_conditioning": True},
     **FRONTIER)
-# classifier-free guidance: MDLM conditioned on the place (16 values), the label dropped 10 % of the time
+# classifier-free guidance: MDLM conditioned on the place (16 values), the label dropped 10 % of the time;
+# a 780 s cap, since reading the places of 300,000 stories takes about a minute before training starts
 TEXT_RECIPES["stories-mdlm-place"] = TextRecipe(
     "stories-mdlm-place", "mdlm-cond", model={"d_model": 128, "n_layers": 4, "n_heads": 4, "num_classes": 16},
-    condition="place", **FRONTIER)
+    condition="place", **{**FRONTIER, "max_seconds": 780.0})
 TEXT_KINDS = ("mdlm", "ar", "diffusion-lm", "bd3", "sedd", "dfm", "uniform", "mdlm-cond")
 
 
