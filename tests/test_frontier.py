@@ -81,6 +81,13 @@ def test_latency_verdict_picks_the_fastest_close_decoder():
             "c": {"valid": 0.97, "ms_batch1": 40.0, "tokens_per_s_batch64": 20000.0}}
     v = latency_verdict(rows)
     assert v["fastest_within"] == "a" and v["speedup_batch1"] == pytest.approx(3.0)
+    assert v["at_quarter"] == {}
+    rows["MDLM K=8"] = {"valid": 0.5, "ms_batch1": 15.0, "tokens_per_s_batch64": 7500.0}
+    rows["BD3 2/block (K=8)"] = {"valid": 0.9, "ms_batch1": 30.0, "tokens_per_s_batch64": 10000.0}
+    rows["MDLM K=80"] = rows["MDLM K=8"]
+    q = latency_verdict(rows)["at_quarter"]
+    assert set(q) == {"MDLM K=8", "BD3 2/block (K=8)"}
+    assert q["MDLM K=8"]["speedup_batch1"] == pytest.approx(4.0) and q["MDLM K=8"]["valid_gap"] == pytest.approx(0.49)
     assert v["highest_throughput_within"] == "c" and v["throughput_ratio_batch64"] == pytest.approx(20 / 15)
     assert latency_verdict({"AR (KV cache)": rows["AR (KV cache)"], "b": rows["b"]})["fastest_within"] is None
 
@@ -195,6 +202,7 @@ def test_call_counter_counts_the_sequential_work():
 @pytest.mark.parametrize("name,kw,min_valid,max_excess", [
     ("stories-sedd", {"num_steps": 32}, 0.75, 1.5),
     ("stories-dfm", {"num_steps": 32}, 0.75, 1.5),
+    ("stories-uniform", {}, 0.95, 1.5),
 ])
 def test_shipped_alternatives_headline_metrics(name, kw, min_valid, max_excess):
     """Recomputed from the float16 files (smaller n than the benchmark): the bound's excess over H and
@@ -202,8 +210,23 @@ def test_shipped_alternatives_headline_metrics(name, kw, min_valid, max_excess):
     from diffnlp.recipes import load_pretrained
 
     model, process, tok, meta = load_pretrained(name)
-    assert meta["steps"] == 5867 and meta["train_s"] < 900
+    assert meta["steps"] >= 5700 and meta["train_s"] < 900          # the MDLM's 5,867 steps, or the 870 s cap
     ids = story_data(split="test")[2][:300]
     excess = lm_eval.nats_per_story(model, process, ids, n_samples=16).mean().item() - G.entropy()
     rep = lm_eval.sample_quality(G, tok, model, process, n=300, seed=1, **kw)
     assert excess < max_excess and rep.valid >= min_valid and rep.distinct > 0.9
+
+
+@pytest.mark.slow
+def test_shipped_classifier_free_guidance_raises_control():
+    """The place-conditioned MDLM (from its float16 file): success toward the museum is non-decreasing in
+    w = 0, 1, 2, 4 within 95 % CIs, and w = 1 is far above the unconditional rate (200 samples, 16 steps)."""
+    from diffnlp.metrics import control_report
+    from diffnlp.recipes import load_pretrained
+
+    model, process, tok, meta = load_pretrained("stories-mdlm-place")
+    museum = meta["values"].index("museum")
+    reps = [control_report(G, lm_eval.generate(ClassifierFreeGuidance.for_label(model, museum, w), process, 200, 32,
+                                               num_steps=16, seed=2), "place", "museum", tok) for w in (0, 1, 2, 4)]
+    assert non_decreasing_within_ci([r.success for r in reps], [r.stderr for r in reps])
+    assert reps[0].success < 0.1 and reps[1].success > 0.6

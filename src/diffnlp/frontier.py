@@ -13,6 +13,7 @@ dominates; at batch 64 the arithmetic per token dominates, and the KV cache make
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import torch
@@ -93,13 +94,18 @@ def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int =
     return rows
 
 
-def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float = 0.05) -> dict:
+def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float = 0.05, length: int = 32) -> dict:
     """The fastest batch-1 configuration whose validity is within ``within`` of the baseline's, and its
-    speed-up (baseline ms / its ms); also the best batch-64 throughput among them."""
+    speed-up (baseline ms / its ms); also the best batch-64 throughput among them. ``at_quarter``: every
+    decoder with K = length / 4 steps in all, with its speed-up at batch 1, its validity gap to the baseline
+    (points) and its throughput ratio at batch 64."""
     base = rows[baseline]
+    quarter = {k: {"speedup_batch1": base["ms_batch1"] / r["ms_batch1"], "valid_gap": base["valid"] - r["valid"],
+                   "throughput_ratio_batch64": r["tokens_per_s_batch64"] / base["tokens_per_s_batch64"]}
+               for k, r in rows.items() if re.search(rf"K={length // 4}\b", k)}
     close = {k: r for k, r in rows.items() if k != baseline and r["valid"] >= base["valid"] - within}
     out = {"baseline": baseline, "baseline_valid": base["valid"], "baseline_ms_batch1": base["ms_batch1"],
-           "baseline_tokens_per_s_batch64": base["tokens_per_s_batch64"], "within": within}
+           "baseline_tokens_per_s_batch64": base["tokens_per_s_batch64"], "within": within, "at_quarter": quarter}
     if not close:
         return {**out, "fastest_within": None, "speedup_batch1": None, "throughput_ratio_batch64": None}
     best = min(close, key=lambda k: close[k]["ms_batch1"])
