@@ -337,3 +337,9 @@ def test_package_chain_enumeration_matches_the_independent_one(strategy, K):
     want = {"random": _chain_random_one_per_step, "confidence": _chain_confidence}.get(strategy)
     want = want() if want else _chain_ancestral(K)
     assert torch.allclose(sampler_distribution(ORACLE, md, strategy, K), want, atol=1e-12)
+
+
+def test_exact_nelbo_builds_no_graph():
+    model = Transformer(vocab_size=5, max_len=3, d_model=16, n_layers=1, n_heads=2)
+    out = MaskedDiffusion("loglinear", mask_id=4).exact_nelbo(model, torch.tensor([[0, 1, 2]]))
+    assert not out.requires_grad

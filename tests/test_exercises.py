@@ -65,3 +65,5 @@ def test_lesson_05_checkers():
     assert check_remask_reveal_probability(reference_remask_reveal_probability).correct
     assert "MDLM's reveal probability" in check_remask_reveal_probability(lambda a, b, s: (b - a) / (1 - a)).message
     assert check_remask_reveal_probability(lambda a, b, s: "x").status == "incorrect"
+    assert check_remask_reveal_probability(lambda a, b, s: float("nan")).status == "incorrect"
+    assert check_remask_reveal_probability(lambda a, b, s: torch.ones(2)).status == "incorrect"

@@ -65,6 +65,8 @@ def test_label_errors():
         Conditioned(model, 5)
     with pytest.raises(ValueError, match="class-conditional"):
         Conditioned(_tiny(), 0)
+    with pytest.raises(TypeError, match="label must be an int"):
+        ClassifierFreeGuidance.for_label(model, None)
 
 
 def test_non_decreasing_within_ci():
@@ -124,6 +126,12 @@ def test_every_process_generates_and_scores_through_lm_eval(process, kw):
     assert nats.shape == (4,) and torch.isfinite(nats).all() and (nats > 0).all()
     with pytest.raises(TypeError, match="unexpected arguments"):
         lm_eval.generate(model, process, 2, 32, clamp=True)
+    if kind != "MaskedDiffusion":
+        with pytest.raises(ValueError, match="block_length=8 is an option of MDLM"):
+            lm_eval.generate(model, process, 2, 32, block_length=8)
+    if kind == "D3PM":
+        with pytest.raises(ValueError, match="num_steps=8: D3PM samples with its T=4 steps"):
+            lm_eval.generate(model, process, 2, 32, num_steps=8)
 
 
 def test_ar_stops_when_every_story_has_ended():
@@ -140,6 +148,10 @@ def test_unmasking_player_shows_remasked_tokens():
 
     states = [torch.tensor([M, M, M]), torch.tensor([5, M, M]), torch.tensor([M, 6, M]), torch.tensor([7, 6, 8])]
     assert set_steps(states, M).tolist() == [[-1, -1, -1], [1, -1, -1], [-1, 2, -1], [3, 2, 3]]
+    given = [torch.tensor([9, M]), torch.tensor([9, 4])]              # a fixed (infilled) token from the start
+    assert set_steps(given, M).tolist() == [[0, -1], [0, 1]]
+    with pytest.raises(ValueError, match="non-empty list"):
+        set_steps([], M)
     model = Transformer(vocab_size=V, max_len=32, d_model=32, n_layers=1, n_heads=2).eval()
     seen = False
     for seed in range(20):
@@ -153,8 +165,9 @@ def test_unmasking_player_shows_remasked_tokens():
                 p.slider.value = i
                 assert "taken back" in p.html.value and "line-through" in p.html.value
                 seen = True
+        assert p.revisions == sum(len(p.remasked(i)) for i in range(len(p.states)))
         assert all(w != "[MASK]" for w, _ in p.frame(len(p.states) - 1))
-    assert seen and p.revisions >= 0
+    assert seen
 
 
 @pytest.mark.parametrize("name", ["stories-sedd", "stories-dfm", "stories-uniform", "stories-mdlm-place"])

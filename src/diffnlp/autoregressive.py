@@ -68,8 +68,8 @@ class Autoregressive:
 
         With ``use_cache`` each step feeds only the newest token and reuses the keys and values of the
         past (a ``KVCache``); without it each step recomputes the whole prefix. Both give the same tokens.
-        ``end_id`` (e.g. [PAD]): a sequence that has produced it keeps producing it, and generation stops
-        as soon as every sequence has; the last yield is then padded with it to (B, length).
+        ``end_id`` (e.g. [PAD]): generation stops as soon as every sequence has produced it (tokens are never
+        forced), and the last yield is then padded with it to (B, length), as block diffusion does.
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
@@ -102,7 +102,6 @@ class Autoregressive:
                 gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator).clamp_min(1e-20)))
                 nxt = (torch.log_softmax(logits, -1) / temperature + gumbel.to(dev)).argmax(-1)
             if end_id is not None:
-                nxt = torch.where(ended, torch.full_like(nxt, end_id), nxt)
                 ended |= nxt == end_id
             out = torch.cat([out, nxt[:, None]], dim=1)
             x = torch.cat([x, nxt[:, None]], dim=1)

@@ -416,9 +416,10 @@ def _frontier_markdown(r: dict) -> list[str]:
         lines += ["", f"No diffusion decoder comes within {100 * v['within']:.0f} points of AR's validity "
                   f"({v['baseline_valid']:.1%})."]
     if v.get("at_quarter"):
-        lines += ["", f"At K = L/4 = {r['length'] // 4} steps in all, against AR (goal: at least 2x AR's batch-1 speed "
-                  "at validity within 5 points):", "", "| decoder | batch-1 speed-up | validity gap (points) | "
-                  "batch-64 throughput ratio |", "|---|---:|---:|---:|"]
+        lines += ["", f"At K = L/4 = {r['length'] // 4} steps in all, against AR (goal: at least 2x AR's batch-1 "
+                  f"speed at validity within {100 * v['within']:.0f} points):", "",
+                  "| decoder | batch-1 speed-up | validity gap (points) | batch-64 throughput ratio |",
+                  "|---|---:|---:|---:|"]
         lines += [f"| {k} | {x['speedup_batch1']:.2f}x | {100 * x['valid_gap']:.1f} | "
                   f"{x['throughput_ratio_batch64']:.2f}x |" for k, x in v["at_quarter"].items()]
     lines += ["", "Alternatives to masking at an equal training budget (bound on -log p on 500 test stories; H = "

@@ -138,7 +138,8 @@ class BlockDiffusion:
         "ancestral" steps, "random" (one uniformly chosen masked position per step; num_steps must
         then be block_length), which is exact when the conditionals are, or "confidence" (LLaDA's rule
         inside the block: draw a token for every masked position and keep the most probable draws, the
-        block's positions split evenly over the steps; not exact, but it keeps coupled tokens consistent).
+        block's positions split evenly over the steps; not exact: it favours likely tokens, and with several
+        tokens per step it can do worse than "ancestral", see ``python -m diffnlp bench frontier``).
 
         ``cache``: keep the finished blocks' keys and values (exact: they never attend to later blocks);
         ``end_id``: stop after the first block in which every sequence holds this token (the end of a

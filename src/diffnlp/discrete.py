@@ -244,7 +244,6 @@ class MaskedDiffusion:
         a_t, a_s = self.alpha(t), self.alpha(s)
         return (a_s - a_t) / (1 - a_t)
 
-    @torch.no_grad()
     def remask_probabilities(self, t: torch.Tensor, s: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
         """ReMDM's step from t to s < t with the "cap" schedule: (sigma, p_reveal).
 
@@ -253,10 +252,14 @@ class MaskedDiffusion:
 
         so that q(z_s clean) = (1 - sigma) alpha_t + p_reveal (1 - alpha_t) = alpha_s: the forward marginals
         are kept for any sigma in [0, (1 - alpha_s) / alpha_t]; sigma = 0 gives MDLM's reveal probability."""
+        check_float("eta", eta, 0.0, 1.0)
+        check_tensor("t", t, floating=True)
+        check_tensor("s", s, floating=True)
         a_t, a_s = self.alpha(t), self.alpha(s)
         sigma = torch.minimum(torch.full_like(a_t, eta), (1 - a_s) / a_t)
         return sigma, (a_s - (1 - sigma) * a_t) / (1 - a_t)
 
+    @torch.no_grad()
     def exact_nelbo(self, model, x0: torch.Tensor) -> torch.Tensor:
         """The NELBO per sequence computed exactly by enumerating all 2^L masks (short sequences only).
 
@@ -428,6 +431,9 @@ def top_k_reveal(score: torch.Tensor, masked: torch.Tensor, n_k: torch.Tensor) -
     """The ``n_k`` (B,) masked positions with the highest ``score`` (B, L) in each row, as a bool mask: the
     positions a confidence (or random-order) step reveals. Ties go to the leftmost position (a stable
     sort), as in ``diffnlp.oracle.sampler_distribution``."""
+    if score.ndim != 2 or masked.shape != score.shape or n_k.shape != score.shape[:1]:
+        raise ValueError(f"score and masked must have one shape (B, L) and n_k shape (B,); got {tuple(score.shape)}, "
+                         f"{tuple(masked.shape)} and {tuple(n_k.shape)}")
     score = torch.where(masked, score, torch.full_like(score, -math.inf))
     rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
     return masked & (rank < n_k[:, None])

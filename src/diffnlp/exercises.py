@@ -327,9 +327,9 @@ def check_remask_reveal_probability(fn) -> Verdict:
             return err or NOT_ATTEMPTED
         try:
             got = float(got)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             return Verdict("incorrect", f"return a number, got {type(got).__name__}")
-        if abs(got - float(want)) > 1e-6:
+        if not abs(got - float(want)) <= 1e-6:                # NaN fails too
             if sigma > 0 and abs(got - (a_s - a_t) / (1 - a_t)) < 1e-6:
                 return Verdict("incorrect", "that is MDLM's reveal probability: with remasking, a decided token "
                                             "leaves with probability sigma, so more masks must be revealed to keep "

@@ -30,6 +30,8 @@ class CallCounter(nn.Module):
 
     def __init__(self, model: nn.Module):
         super().__init__()
+        if not isinstance(model, nn.Module) or not hasattr(model, "config"):
+            raise TypeError(f"model must be a course network (an nn.Module with a config), got {type(model).__name__}")
         self.model, self.config = model, model.config
         self.calls = self.positions = 0
 
@@ -99,6 +101,10 @@ def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float =
     speed-up (baseline ms / its ms); also the best batch-64 throughput among them. ``at_quarter``: every
     decoder with K = length / 4 steps in all, with its speed-up at batch 1, its validity gap to the baseline
     (points) and its throughput ratio at batch 64."""
+    from ._checks import check_choice, check_float
+
+    check_choice("baseline", baseline, rows)
+    check_float("within", within, 0.0, 1.0)
     base = rows[baseline]
     quarter = {k: {"speedup_batch1": base["ms_batch1"] / r["ms_batch1"], "valid_gap": base["valid"] - r["valid"],
                    "throughput_ratio_batch64": r["tokens_per_s_batch64"] / base["tokens_per_s_batch64"]}

@@ -65,4 +65,5 @@ class ClassifierFreeGuidance(nn.Module):
     def for_label(cls, model, label: int, scale: float = 1.0) -> ClassifierFreeGuidance:
         """Guidance toward class ``label`` with one class-conditional Transformer (``num_classes > 0``):
         the conditional denoiser is the model with the label, the unconditional one without it."""
+        check_int("label", label, low=0)
         return cls(Conditioned(model, label), Conditioned(model, None), scale)

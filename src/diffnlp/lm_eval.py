@@ -80,10 +80,18 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
     if unknown:
         raise TypeError(f"unexpected arguments for {kind}: {', '.join(unknown)}; it takes "
                         f"{', '.join(SAMPLER_OPTIONS.get(kind, ())) or 'none'}")
-    if kind not in ("MaskedDiffusion", "Autoregressive") and (block_length is not None or temperature != 1.0):
-        raise ValueError(f"block_length and temperature are options of MDLM and AR sampling, not of {kind}")
-    if kind in ("ScoreEntropy", "MaskedFlowMatching", "D3PM") and strategy != "ancestral":
-        raise ValueError(f"strategy={strategy!r} is an MDLM option; {kind} has one sampler")
+    if kind != "MaskedDiffusion" and block_length is not None:
+        raise ValueError(f"block_length={block_length} is an option of MDLM sampling, not of {kind}")
+    if kind not in ("MaskedDiffusion", "Autoregressive") and temperature != 1.0:
+        raise ValueError(f"temperature={temperature} is an option of MDLM and AR sampling, not of {kind}")
+    if kind not in ("MaskedDiffusion", "BlockDiffusion") and strategy != "ancestral":
+        raise ValueError(f"strategy={strategy!r} is an option of MDLM and block diffusion; {kind} has one sampler")
+    if kind == "D3PM" and num_steps not in (None, process.num_timesteps):
+        raise ValueError(f"num_steps={num_steps}: D3PM samples with its T={process.num_timesteps} steps")
+    if kwargs.get("fixed") is not None:
+        from ._checks import check_tensor
+
+        check_tensor("fixed", kwargs["fixed"], floating=False)
     gen = torch.Generator().manual_seed(seed)
     fixed = kwargs.pop("fixed", None)
     K = num_steps or length

@@ -185,6 +185,8 @@ class TransformerConfig:
 def block_causal_mask(query_positions: torch.Tensor, key_length: int, block_length: int) -> torch.Tensor:
     """Block-causal attention (block diffusion): query i may attend to key j iff block(j) <= block(i),
     with block(i) = i // block_length; a bool mask (len(query_positions), key_length), True = attend."""
+    check_int("block_length", block_length, low=1)
+    check_int("key_length", key_length, low=0)
     kb = torch.arange(key_length, device=query_positions.device) // block_length
     return kb[None, :] <= (query_positions // block_length)[:, None]
 

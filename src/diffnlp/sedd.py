@@ -98,7 +98,9 @@ class ScoreEntropy:
               chunk: int = 2048) -> Estimate:
         """The score-entropy bound per sequence (nats) with its standard error: ``loss`` averaged over
         ``n_samples`` times t_j = 1 - ((u + j / n) mod 1), stratified over (0, 1]. It bounds -log p of the
-        reverse process the scores define (SEDD's reported likelihood), as MDLM's ``nelbo`` does for MDLM."""
+        reverse process the scores define (SEDD's reported likelihood), as MDLM's ``nelbo`` does for MDLM.
+        With ``eps`` > 0 the process stops at alpha(1) = eps instead of all-mask, so the bound leaves out the
+        prior term of the eps tokens that survive (about eps x the nats per story: 0.02 for the stories)."""
         x0 = self.masking._check_x0(x0)
         n = check_int("n_samples", n_samples, low=2)
         rows = max(1, chunk // n)

@@ -211,11 +211,13 @@ def set_steps(states: Sequence[torch.Tensor], mask_id: int) -> torch.Tensor:
     """(S, L) for a trajectory of S states (L,): for every frame i and position, the step at which the
     token shown there was (last) set, or -1 while it is masked. With remasking a position can be set,
     masked again and set anew; it then shows the step of its latest decision."""
+    if not len(states) or any(s.shape != states[0].shape or s.ndim != 1 for s in states):
+        raise ValueError("states must be a non-empty list of 1-D token tensors of one length")
     out = torch.full((len(states), len(states[0])), -1, dtype=torch.long)
+    out[0] = torch.where(states[0] == mask_id, -1, 0)
     for i in range(1, len(states)):
         new = (states[i] != mask_id) & (states[i - 1] == mask_id)
         out[i] = torch.where(states[i] == mask_id, -1, torch.where(new, i, out[i - 1]))
-    out[0] = torch.where(states[0] == mask_id, -1, 0)
     return out
 
 
