@@ -129,6 +129,9 @@ def test_every_process_generates_and_scores_through_lm_eval(process, kw):
     if kind != "MaskedDiffusion":
         with pytest.raises(ValueError, match="block_length=8 is an option of MDLM"):
             lm_eval.generate(model, process, 2, 32, block_length=8)
+    if kind in ("ScoreEntropy", "MaskedFlowMatching", "D3PM"):
+        with pytest.raises(ValueError, match="strategy='confidence' is an option of MDLM"):
+            lm_eval.generate(model, process, 2, 32, strategy="confidence")
     if kind == "D3PM":
         with pytest.raises(ValueError, match="num_steps=8: D3PM samples with its T=4 steps"):
             lm_eval.generate(model, process, 2, 32, num_steps=8)

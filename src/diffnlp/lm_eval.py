@@ -66,7 +66,7 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
     - block diffusion with ``num_steps`` steps *per block* (``cache``, ``end_id``);
     - SEDD (``method``), discrete flow matching, with ``num_steps`` steps; D3PM with its T steps;
     - Diffusion-LM with ``num_steps`` DDPM steps (``clamp``, ``guidance`` ... passed on in ``kwargs``);
-    - autoregressive (``num_steps`` is then ignored: one token per step; ``end_id`` stops early).
+    - autoregressive (``num_steps`` and ``strategy`` are then ignored: one token per step; ``end_id`` stops early).
     """
     n = check_int("n", n, low=1)
     if isinstance(process, EmbeddingDiffusion):
@@ -84,7 +84,8 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
         raise ValueError(f"block_length={block_length} is an option of MDLM sampling, not of {kind}")
     if kind not in ("MaskedDiffusion", "Autoregressive") and temperature != 1.0:
         raise ValueError(f"temperature={temperature} is an option of MDLM and AR sampling, not of {kind}")
-    if kind not in ("MaskedDiffusion", "BlockDiffusion") and strategy != "ancestral":
+    if kind not in ("MaskedDiffusion", "BlockDiffusion", "Autoregressive") and strategy != "ancestral":
+        # (AR ignores strategy and num_steps, so one call can loop over diffusion and AR models alike)
         raise ValueError(f"strategy={strategy!r} is an option of MDLM and block diffusion; {kind} has one sampler")
     if kind == "D3PM" and num_steps not in (None, process.num_timesteps):
         raise ValueError(f"num_steps={num_steps}: D3PM samples with its T={process.num_timesteps} steps")
