@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import torch
 
 from ._checks import check_float, check_int, check_tensor
+from .discrete import gumbel_noise
 from .nn import KVCache
 
 
@@ -99,7 +100,7 @@ class Autoregressive:
             if temperature == 0:
                 nxt = logits.argmax(-1)
             else:
-                gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator).clamp_min(1e-20)))
+                gumbel = gumbel_noise(logits.shape, generator)
                 nxt = (torch.log_softmax(logits, -1) / temperature + gumbel.to(dev)).argmax(-1)
             if end_id is not None:
                 ended |= nxt == end_id

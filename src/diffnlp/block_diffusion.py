@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import torch
 
 from ._checks import check_choice, check_int
-from .discrete import MaskedDiffusion, _is_time_conditioned, _model_device, reveal_masked, top_k_reveal
+from .discrete import MaskedDiffusion, _is_time_conditioned, _model_device, gumbel_noise, reveal_masked, top_k_reveal
 from .nn import KVCache
 
 
@@ -174,7 +174,7 @@ class BlockDiffusion:
                 s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
                 logp = self.block_logits(model, prefix, block, t.float().to(dev), kv)
                 if strategy == "confidence":                                    # the n_k most probable draws
-                    gumbel = -torch.log(-torch.log(torch.rand(logp.shape, generator=generator).clamp_min(1e-20)))
+                    gumbel = gumbel_noise(logp.shape, generator)
                     x = (logp + gumbel.to(dev)).argmax(-1)
                     n_k = torch.full((B,), n // K + (1 if k < n % K else 0), device=dev)
                     reveal = top_k_reveal(logp.gather(-1, x[..., None])[..., 0], block == self.mask_id, n_k)

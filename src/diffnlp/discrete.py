@@ -383,7 +383,7 @@ class MaskedDiffusion:
                     traj.calls_saved += 1
                 masked = (z == self.mask_id) & in_block
                 # a token for every position: x ~ softmax(log p / temperature), by the Gumbel-max trick
-                gumbel = -torch.log(-torch.log(torch.rand(logp.shape, generator=generator).clamp_min(1e-20)))
+                gumbel = gumbel_noise(logp.shape, generator)
                 if temperature == 0:
                     x = logp.argmax(-1)
                 else:
@@ -413,13 +413,19 @@ class MaskedDiffusion:
                 yield z.clone()
 
 
+def gumbel_noise(shape, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard Gumbel noise -log(-log u), u ~ U(0, 1), drawn on the CPU with ``generator`` (the same draw on
+    every device): argmax(log p + noise) is a sample from p (the Gumbel-max trick)."""
+    return -torch.log(-torch.log(torch.rand(shape, generator=generator).clamp_min(1e-20)))
+
+
 def reveal_masked(z: torch.Tensor, mask_id: int, log_probs: torch.Tensor, p_reveal: torch.Tensor,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """One parallel unmasking step shared by the samplers that reveal tokens independently: each masked
     position is revealed with probability ``p_reveal`` ((B,) or (B, L)), with a token drawn from
     ``exp(log_probs)`` (B, L, V) by the Gumbel-max trick; other positions are kept."""
     dev = z.device
-    gumbel = -torch.log(-torch.log(torch.rand(log_probs.shape, generator=generator).clamp_min(1e-20)))
+    gumbel = gumbel_noise(log_probs.shape, generator)
     x = (log_probs + gumbel.to(dev)).argmax(-1)
     p = p_reveal.to(dev)
     p = p[:, None] if p.ndim == 1 else p

@@ -147,6 +147,11 @@ class StoryReport:
     distinct: float              # share of distinct samples
     examples: list
 
+    @property
+    def valid_stderr(self) -> float:
+        """The binomial standard error of ``valid``: sqrt(v (1 - v) / n)."""
+        return (self.valid * (1 - self.valid) / self.n) ** 0.5
+
     def as_dict(self) -> dict:
         return {"n": self.n, "valid": self.valid, "oracle_nll": self.oracle_nll, "distinct": self.distinct,
                 "reasons": self.reasons}

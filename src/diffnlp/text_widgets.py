@@ -274,6 +274,9 @@ class UnmaskingPlayer:
         self.states = [s[0].cpu() for s in traj]
         self.decided = decision_steps([s[None] for s in self.states], self.process.mask_id)[0]
         self.set_at = set_steps(self.states, self.process.mask_id)
+        m = self.process.mask_id                                  # the tokens taken back in each step, once
+        self._taken_back = [[]] + [((cur == m) & (prev != m)).nonzero()[:, 0].tolist()
+                                   for prev, cur in zip(self.states, self.states[1:])]
         self.colors = _order_colors(len(self.states))          # once per trajectory, not per frame
         self.slider.max = self.play.max = len(self.states) - 1
         self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
@@ -285,15 +288,12 @@ class UnmaskingPlayer:
 
     def remasked(self, i: int) -> list[int]:
         """The positions whose decided token went back to [MASK] in step i (self-correction)."""
-        if i == 0:
-            return []
-        m = self.process.mask_id
-        return ((self.states[i] == m) & (self.states[i - 1] != m)).nonzero()[:, 0].tolist()
+        return self._taken_back[check_int("i", i, 0, len(self.states) - 1)]
 
     @property
     def revisions(self) -> int:
         """How many times a decided token was taken back over the whole trajectory."""
-        return sum(len(self.remasked(i)) for i in range(len(self.states)))
+        return sum(map(len, self._taken_back))
 
     def frame(self, i: int) -> list[tuple[str, str]]:
         """Frame i as (token, colour) pairs; the colour encodes when the token was decided. A token taken back
