@@ -10,6 +10,6 @@ torch.set_num_threads(1)  # tests use small tensors: one thread is fastest and s
 
 @pytest.fixture(scope="session")
 def digits_judge():
-    from diffnlp.metrics import DigitsJudge
+    from diffnlp.evaluation.metrics import DigitsJudge
 
     return DigitsJudge(seed=0)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from diffnlp import Autoregressive
-from diffnlp.autoregressive import BigramLM
-from diffnlp.nn import KVCache, Transformer, build_model, model_config
+from diffnlp.models import build_model, model_config
+from diffnlp.models.transformer import KVCache, Transformer
+from diffnlp.processes.autoregressive import BigramLM
 
 
 def _causal(**kw):

@@ -8,10 +8,11 @@ import pytest
 import torch
 from scipy import stats
 
-from diffnlp.discrete import MaskedDiffusion, reveal_masked
-from diffnlp.flow_matching import MaskedFlowMatching
-from diffnlp.oracle import TokenPosteriorDenoiser
-from diffnlp.sedd import ScoreEntropy
+from diffnlp.evaluation.oracle import TokenPosteriorDenoiser
+from diffnlp.processes.flow_matching import MaskedFlowMatching
+from diffnlp.processes.masked import MaskedDiffusion
+from diffnlp.processes.sedd import ScoreEntropy
+from diffnlp.sampling.kernels import reveal_masked
 
 MASK, V = 3, 4                       # 3 tokens and [MASK] = 3
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import stats
 
-from diffnlp.block_diffusion import BlockDiffusion
-from diffnlp.nn import KVCache, Transformer
-from diffnlp.oracle import TokenPosteriorDenoiser
+from diffnlp.evaluation.oracle import TokenPosteriorDenoiser
+from diffnlp.models.transformer import KVCache, Transformer
+from diffnlp.processes.block import BlockDiffusion
 
 MASK = 3
 
@@ -135,8 +135,9 @@ def test_nelbo_of_exact_conditionals_is_minus_log_p():
 def test_shipped_block_diffusion_headline_metrics():
     """stories-bd3 (recipe stories-bd3): its NELBO near the entropy and >= 90 % valid stories with 8 steps
     per block, recomputed from the file; the cached sampler gives the same stories as recomputation."""
-    from diffnlp.metrics import story_report
-    from diffnlp.recipes import load_pretrained, story_data
+    from diffnlp.evaluation.metrics import story_report
+    from diffnlp.training.pretrained import load_pretrained
+    from diffnlp.training.recipes import story_data
 
     model, process, tok, _ = load_pretrained("stories-bd3")
     grammar, _, test = story_data(split="test")
@@ -153,8 +154,8 @@ def test_confidence_inside_one_block_is_llada_confidence():
     """With one block covering the sequence and one token per step, block diffusion's "confidence" strategy
     is LLaDA's confidence sampler: its samples follow that sampler's exact output distribution (computed by
     enumerating its Markov chain), which is not p."""
-    from diffnlp.discrete import MaskedDiffusion
-    from diffnlp.oracle import sampler_distribution
+    from diffnlp.evaluation.oracle import sampler_distribution
+    from diffnlp.processes.masked import MaskedDiffusion
 
     seqs, p, oracle = _tiny_block_oracle()
     oracle.config = type("Config", (), {"block_length": 4, "max_len": 4, "time_conditioning": False})()

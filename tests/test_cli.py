@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from diffnlp.cli.report import write_markdown
 
-from diffnlp.__main__ import main
-from diffnlp.bench import write_markdown
-from diffnlp.recipes import RECIPES, train_recipe
+from diffnlp.cli import main
+from diffnlp.training.recipes import RECIPES, train_recipe
 
 
 def test_unknown_recipe_is_a_clear_error():

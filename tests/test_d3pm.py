@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from diffnlp.d3pm import D3PM, KINDS, categorical_kl, transition_matrices
+from diffnlp.processes.d3pm import D3PM, KINDS, categorical_kl, transition_matrices
 
 K, T = 5, 6
 P_TOKENS = np.array([0.5, 0.3, 0.2])  # the tiny data distribution of the oracle tests
@@ -380,7 +380,7 @@ def test_plot_transition_matrices():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from diffnlp.plotting import plot_transition_matrices
+    from diffnlp.course.plotting import plot_transition_matrices
 
     d = D3PM(K, T, kind="absorbing")
     fig = plot_transition_matrices(d)

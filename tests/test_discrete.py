@@ -17,9 +17,9 @@ import torch
 from scipy.stats import chisquare
 
 from diffnlp import MaskedDiffusion
-from diffnlp.discrete import decision_steps
-from diffnlp.nn import Transformer
-from diffnlp.oracle import TokenPosteriorDenoiser
+from diffnlp.base import decision_steps
+from diffnlp.evaluation.oracle import TokenPosteriorDenoiser
+from diffnlp.models.transformer import Transformer
 from diffnlp.schedules import mask_alpha, mask_loss_weight
 
 V, L, MASK = 3, 3, 3
@@ -331,7 +331,7 @@ def test_temperature_zero_is_greedy():
 
 @pytest.mark.parametrize("strategy,K", [("random", 3), ("confidence", 3), ("ancestral", 1), ("ancestral", 4)])
 def test_package_chain_enumeration_matches_the_independent_one(strategy, K):
-    from diffnlp.oracle import sampler_distribution
+    from diffnlp.evaluation.oracle import sampler_distribution
 
     md = MaskedDiffusion("loglinear", mask_id=MASK)
     want = {"random": _chain_random_one_per_step, "confidence": _chain_confidence}.get(strategy)

@@ -8,9 +8,10 @@ import pytest
 import torch
 from scipy import stats
 
-from diffnlp.embedding import ClassifierGuidance, EmbeddingDiffusion, clamp_to_words, round_to_words, rounding_logits
-from diffnlp.nn import EmbeddingDenoiser
-from diffnlp.oracle import EmbeddingPosteriorDenoiser, PositionClassifier
+from diffnlp.evaluation.oracle import EmbeddingPosteriorDenoiser, PositionClassifier
+from diffnlp.models.embedding import EmbeddingDenoiser
+from diffnlp.processes.embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, rounding_logits
+from diffnlp.sampling.guidance import ClassifierGuidance
 
 V, L, D = 3, 2, 2
 MASK = 1  # the process's mask id; word 1 is never in the tiny support's fixed positions

@@ -7,19 +7,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffnlp import lm_eval
-from diffnlp.data.stories import StoryGrammar
-from diffnlp.embedding import ClassifierGuidance, EmbeddingDiffusion, word_vectors
-from diffnlp.embedding_widgets import EmbeddingNoisingExplorer, pca_2d
-from diffnlp.exercises import (
+from diffnlp.course.exercises import (
     check_nearest_word,
     check_rounding_nll,
     reference_nearest_word,
     reference_rounding_nll,
 )
-from diffnlp.metrics import attribute_values, control_report, decode_stories, story_attributes
-from diffnlp.nn import EmbeddingDenoiser, NoisyClassifier
-from diffnlp.recipes import PRETRAINED_DIR, load_guidance_classifier, load_pretrained, train_text_recipe
+from diffnlp.course.widgets.embedding import EmbeddingNoisingExplorer, pca_2d
+from diffnlp.data.stories import StoryGrammar
+from diffnlp.evaluation import lm_eval
+from diffnlp.evaluation.metrics import attribute_values, control_report, decode_stories, story_attributes
+from diffnlp.models.embedding import EmbeddingDenoiser, NoisyClassifier
+from diffnlp.processes.embedding import EmbeddingDiffusion, word_vectors
+from diffnlp.sampling.guidance import ClassifierGuidance
+from diffnlp.training.pretrained import PRETRAINED_DIR, load_guidance_classifier, load_pretrained
+from diffnlp.training.recipes import train_text_recipe
 
 G = StoryGrammar()
 TOK = G.tokenizer()
@@ -41,7 +43,7 @@ def test_shipped_diffusion_lm_headline_metrics():
     """README: >= 50 % valid with clamping (200 steps); guidance toward the bench's target place at least
     doubles the unguided success with >= 40 % valid. Recomputed from the files with n = 200 and 50 steps
     (the README's rows use 500 samples and 200 / 100 steps: fewer steps is the harder test)."""
-    from diffnlp.bench import GUIDANCE_TARGET
+    from diffnlp.training.recipes import GUIDANCE_TARGET
 
     model, process, tok, meta = load_pretrained("stories-diffusion-lm")
     clf, cmeta = load_guidance_classifier("stories-diffusion-lm-place")
@@ -61,7 +63,7 @@ def test_guidance_raises_the_target_rate_with_the_shipped_classifier():
     """On a fixed seed, guidance raises the share of samples at the target place (few steps, small n)."""
     model, process, tok, _ = load_pretrained("stories-diffusion-lm")
     clf, meta = load_guidance_classifier("stories-diffusion-lm-place")
-    from diffnlp.bench import GUIDANCE_TARGET
+    from diffnlp.training.recipes import GUIDANCE_TARGET
 
     target = GUIDANCE_TARGET[1]
     kw = dict(num_steps=40, seed=5, clamp=True)

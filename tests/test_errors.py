@@ -10,10 +10,12 @@ import torch
 from diffnlp import GaussianDiffusion
 from diffnlp.data.digits import load_digits
 from diffnlp.data.toy2d import sample_points
-from diffnlp.metrics import sliced_wasserstein, swd_mean
-from diffnlp.nn import DigitsDenoiser, MLPDenoiser, build_model
-from diffnlp.oracle import GaussianMixtureDenoiser
-from diffnlp.train import fit, load_checkpoint, save_checkpoint
+from diffnlp.evaluation.metrics import sliced_wasserstein, swd_mean
+from diffnlp.evaluation.oracle import GaussianMixtureDenoiser
+from diffnlp.models import build_model
+from diffnlp.models.denoisers import DigitsDenoiser, MLPDenoiser
+from diffnlp.training.checkpoints import load_checkpoint, save_checkpoint
+from diffnlp.training.fit import fit
 
 D = GaussianDiffusion(1000)
 X = torch.zeros(4, 2)

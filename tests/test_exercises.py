@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffnlp import GaussianDiffusion
-from diffnlp import exercises as ex
+from diffnlp.course import exercises as ex
 
 
 def _stub(*args):
@@ -48,7 +48,7 @@ def test_verdict_repr():
 
 
 def test_lesson_05_checkers():
-    from diffnlp.exercises import (
+    from diffnlp.course.exercises import (
         check_guided_log_probs,
         check_remask_reveal_probability,
         reference_guided_log_probs,

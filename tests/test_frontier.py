@@ -7,20 +7,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffnlp import lm_eval
-from diffnlp.autoregressive import Autoregressive
-from diffnlp.block_diffusion import BlockDiffusion
-from diffnlp.d3pm import D3PM
 from diffnlp.data.stories import StoryGrammar
-from diffnlp.discrete import MaskedDiffusion
-from diffnlp.flow_matching import MaskedFlowMatching
-from diffnlp.frontier import decoders, latency_verdict, speed_quality
-from diffnlp.guidance import ClassifierFreeGuidance, Conditioned
-from diffnlp.metrics import non_decreasing_within_ci
-from diffnlp.nn import Transformer
-from diffnlp.recipes import TEXT_RECIPES, build_text_model, story_data, story_labels, train_text_recipe
-from diffnlp.sedd import ScoreEntropy
-from diffnlp.train import load_checkpoint, save_checkpoint
+from diffnlp.evaluation import lm_eval
+from diffnlp.evaluation.frontier import decoders, latency_verdict, speed_quality
+from diffnlp.evaluation.metrics import non_decreasing_within_ci
+from diffnlp.models.transformer import Transformer
+from diffnlp.processes.autoregressive import Autoregressive
+from diffnlp.processes.block import BlockDiffusion
+from diffnlp.processes.d3pm import D3PM
+from diffnlp.processes.flow_matching import MaskedFlowMatching
+from diffnlp.processes.masked import MaskedDiffusion
+from diffnlp.processes.sedd import ScoreEntropy
+from diffnlp.sampling.guidance import ClassifierFreeGuidance, Conditioned
+from diffnlp.training.checkpoints import load_checkpoint, save_checkpoint
+from diffnlp.training.recipes import TEXT_RECIPES, build_text_model, story_data, story_labels, train_text_recipe
 
 G = StoryGrammar()
 TOK = G.tokenizer()
@@ -147,7 +147,7 @@ def test_ar_stops_when_every_story_has_ended():
 
 
 def test_unmasking_player_shows_remasked_tokens():
-    from diffnlp.text_widgets import REMASKED_BG, UnmaskingPlayer, set_steps
+    from diffnlp.course.widgets.text import REMASKED_BG, UnmaskingPlayer, set_steps
 
     states = [torch.tensor([M, M, M]), torch.tensor([5, M, M]), torch.tensor([M, 6, M]), torch.tensor([7, 6, 8])]
     assert set_steps(states, M).tolist() == [[-1, -1, -1], [1, -1, -1], [-1, 2, -1], [3, 2, 3]]
@@ -187,7 +187,7 @@ def test_lesson_05_recipes_train_and_save_in_half_precision(name, tmp_path):
 
 
 def test_story_labels_read_the_attribute():
-    from diffnlp.metrics import attribute_values, decode_stories, story_attributes
+    from diffnlp.evaluation.metrics import attribute_values, decode_stories, story_attributes
 
     _, tok, ids = story_data(stories=50)
     labels = story_labels(G, tok, ids, "place")
@@ -201,7 +201,7 @@ def test_story_labels_read_the_attribute():
 
 
 def test_call_counter_counts_the_sequential_work():
-    from diffnlp.frontier import CallCounter
+    from diffnlp.evaluation.frontier import CallCounter
 
     ar = CallCounter(_tiny(causal=True))
     lm_eval.generate(ar, Autoregressive(M), 2, 32)
@@ -223,7 +223,7 @@ def test_call_counter_counts_the_sequential_work():
 def test_shipped_alternatives_headline_metrics(name, kw, min_valid, max_excess):
     """Recomputed from the float16 files (smaller n than the benchmark): the bound's excess over H and
     the valid share at 32 steps."""
-    from diffnlp.recipes import load_pretrained
+    from diffnlp.training.pretrained import load_pretrained
 
     model, process, tok, meta = load_pretrained(name)
     assert meta["steps"] >= 5700 and meta["train_s"] < 900          # the MDLM's 5,867 steps, or the 870 s cap
@@ -237,8 +237,8 @@ def test_shipped_alternatives_headline_metrics(name, kw, min_valid, max_excess):
 def test_shipped_classifier_free_guidance_raises_control():
     """The place-conditioned MDLM (from its float16 file): success toward the museum is non-decreasing in
     w = 0, 1, 2, 4 within 95 % CIs, and w = 1 is far above the unconditional rate (200 samples, 16 steps)."""
-    from diffnlp.metrics import control_report
-    from diffnlp.recipes import load_pretrained
+    from diffnlp.evaluation.metrics import control_report
+    from diffnlp.training.pretrained import load_pretrained
 
     model, process, tok, meta = load_pretrained("stories-mdlm-place")
     museum = meta["values"].index("museum")

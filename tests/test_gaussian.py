@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from diffnlp import GaussianDiffusion
-from diffnlp.gaussian import PREDICTION_TYPES, sample_final
-from diffnlp.oracle import GaussianMixtureDenoiser
+from diffnlp.evaluation.oracle import GaussianMixtureDenoiser
+from diffnlp.processes.gaussian import PREDICTION_TYPES
 from diffnlp.schedules import BETA_SCHEDULES
 
 T = 1000
@@ -349,7 +349,7 @@ def test_loss_is_zero_for_a_denoiser_that_knows_point_mass_data(prediction_type)
 
 
 def test_loss_is_differentiable_finite_and_seeded():
-    from diffnlp.nn import MLPDenoiser
+    from diffnlp.models.denoisers import MLPDenoiser
 
     torch.manual_seed(0)
     model = MLPDenoiser(hidden=16, depth=1, time_dim=8)
@@ -411,9 +411,9 @@ def test_sample_yields_every_state_and_is_seeded(method, eta, n):
     # the model saw the inference timesteps in order, as LongTensors of shape (batch,)
     assert [c.tolist() for c in model.calls] == [[t] * 5 for t in d.inference_timesteps(n).tolist()]
     assert all(c.dtype == torch.long for c in model.calls)
-    final = sample_final(d.sample(model, shape, n, method=method, eta=eta, generator=torch.Generator().manual_seed(0)))
+    final = d.sample(model, shape, n, method=method, eta=eta, generator=torch.Generator().manual_seed(0)).run()
     assert torch.equal(final, traj[-1])
-    other = sample_final(d.sample(model, shape, n, method=method, eta=eta, generator=torch.Generator().manual_seed(1)))
+    other = d.sample(model, shape, n, method=method, eta=eta, generator=torch.Generator().manual_seed(1)).run()
     assert not torch.allclose(final, other)
 
 
@@ -430,10 +430,6 @@ def test_sample_trajectory_is_the_chain_of_steps(method, eta):
         z = torch.randn(shape, generator=g)
         x = d.step(0.5 * x, t, x, t - T // n, method=method, eta=eta, noise=z)
         torch.testing.assert_close(traj[i + 1], x)
-
-
-def test_sample_final_of_empty_iterator_is_none():
-    assert sample_final(iter([])) is None
 
 
 # ------------------------------------------------------------------------------------------ single steps

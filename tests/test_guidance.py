@@ -6,9 +6,9 @@ import pytest
 import torch
 from scipy import stats
 
-from diffnlp.discrete import MaskedDiffusion
-from diffnlp.guidance import ClassifierFreeGuidance
-from diffnlp.oracle import TokenPosteriorDenoiser
+from diffnlp.evaluation.oracle import TokenPosteriorDenoiser
+from diffnlp.processes.masked import MaskedDiffusion
+from diffnlp.sampling.guidance import ClassifierFreeGuidance
 
 MASK = 3
 

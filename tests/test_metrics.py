@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from diffnlp.data.digits import load_digits
 from diffnlp.data.toy2d import sample_points
-from diffnlp.metrics import JudgeReport, sliced_wasserstein, swd_mean
+from diffnlp.evaluation.metrics import JudgeReport, sliced_wasserstein, swd_mean
 
 PROPERTY = settings(max_examples=30, deadline=None, derandomize=True, database=None)
 
@@ -183,7 +183,7 @@ def test_judge_bad_images(digits_judge, images, exc):
 
 
 def test_distribution_helpers():
-    from diffnlp.metrics import empirical_distribution, entropy, total_variation
+    from diffnlp.evaluation.metrics import empirical_distribution, entropy, total_variation
 
     q = empirical_distribution(torch.tensor([[0, 1], [2, 2], [0, 1], [1, 0]]), 3)
     assert q.tolist() == [0, 0.5, 0, 0.25, 0, 0, 0, 0, 0.25]

@@ -12,8 +12,8 @@ from scipy import stats
 
 from diffnlp import GaussianDiffusion
 from diffnlp.data.toy2d import MIXTURE_STD, MIXTURE_WEIGHTS, mixture_means
-from diffnlp.gaussian import PREDICTION_TYPES, sample_final
-from diffnlp.oracle import GaussianMixtureDenoiser
+from diffnlp.evaluation.oracle import GaussianMixtureDenoiser
+from diffnlp.processes.gaussian import PREDICTION_TYPES
 
 # A 1-D mixture: three well-separated components with unequal weights and widths.
 MEANS_1D = np.array([[-2.0], [0.0], [2.0]])
@@ -26,8 +26,8 @@ def draw(prediction_type, steps, method="ddpm", eta=0.0, schedule="linear", mean
          weights=WEIGHTS_1D, n=N, seed=0):
     d = GaussianDiffusion(1000, schedule, prediction_type)
     oracle = GaussianMixtureDenoiser(d, means, stds, weights)
-    x = sample_final(d.sample(oracle, (n, means.shape[1]), steps, method=method, eta=eta,
-                              generator=torch.Generator().manual_seed(seed)))
+    x = d.sample(oracle, (n, means.shape[1]), steps, method=method, eta=eta,
+                              generator=torch.Generator().manual_seed(seed)).run()
     assert x.shape == (n, means.shape[1]) and bool(torch.isfinite(x).all())
     return x.double().numpy()
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffnlp import GaussianDiffusion
-from diffnlp.gaussian import PREDICTION_TYPES, sample_final
+from diffnlp.processes.gaussian import PREDICTION_TYPES
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -137,7 +137,8 @@ def test_whole_trajectory(prediction_type, method, eta):
     assert len(ours) == len(theirs) == n + 1
     for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    assert torch.equal(sample_final(iter(ours)), ours[-1])
+    final = d.sample(model, shape, n, method=method, eta=eta, generator=torch.Generator().manual_seed(1)).run()
+    assert torch.equal(final, ours[-1])
 
 
 @pytest.mark.skipif("timestep_spacing" not in inspect.signature(GaussianDiffusion.inference_timesteps).parameters,
@@ -159,8 +160,8 @@ def test_ddpm_trajectory_with_trailing_spacing(prediction_type):
     s = diffusers.DDPMScheduler.from_config(s.config, timestep_spacing="trailing")
     model, shape, n = _FixedNet(), (16, 3), 7
     with torch.no_grad():
-        ours = sample_final(d.sample(model, shape, n, generator=torch.Generator().manual_seed(2),
-                                     timestep_spacing="trailing"))
+        ours = d.sample(model, shape, n, generator=torch.Generator().manual_seed(2),
+                                     timestep_spacing="trailing").run()
         g = torch.Generator().manual_seed(2)
         x = torch.randn(shape, generator=g)
         s.set_timesteps(n)

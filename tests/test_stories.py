@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from diffnlp.autoregressive import BigramLM
 from diffnlp.data.stories import InvalidStory, StoryGrammar
+from diffnlp.processes.autoregressive import BigramLM
 
 G = StoryGrammar()
 VALID = ("mia found a red kite at the park . she sang about the kite all day . "

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from diffnlp.data.text import (
+from diffnlp.data.tokenizers import (
     MASK_ID,
     PAD_ID,
     BPETokenizer,

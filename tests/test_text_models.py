@@ -8,18 +8,20 @@ import json
 import pytest
 import torch
 
-from diffnlp import MaskedDiffusion, lm_eval
-from diffnlp.data.stories import StoryGrammar
-from diffnlp.exercises import (
+from diffnlp import MaskedDiffusion
+from diffnlp.course.exercises import (
     check_mask_weights,
     check_reveal_probability,
     reference_mask_weights,
     reference_reveal_probability,
 )
-from diffnlp.metrics import decode_stories, story_report
-from diffnlp.nn import Transformer
-from diffnlp.recipes import GUIDANCE_RECIPES, PRETRAINED_DIR, SHIPPED, load_pretrained, story_data, train_text_recipe
-from diffnlp.train import save_checkpoint
+from diffnlp.data.stories import StoryGrammar
+from diffnlp.evaluation import lm_eval
+from diffnlp.evaluation.metrics import decode_stories, story_report
+from diffnlp.models.transformer import Transformer
+from diffnlp.training.checkpoints import save_checkpoint
+from diffnlp.training.pretrained import PRETRAINED_DIR, SHIPPED, load_pretrained
+from diffnlp.training.recipes import GUIDANCE_RECIPES, story_data, train_text_recipe
 
 G = StoryGrammar()
 
@@ -94,7 +96,7 @@ def test_story_report_and_padding_inside_a_story():
 
 
 def test_text_noising_explorer_from_python():
-    from diffnlp.text_widgets import TextNoisingExplorer
+    from diffnlp.course.widgets.text import TextNoisingExplorer
 
     e = TextNoisingExplorer(G, text="mia found a red kite at the park .", t=0.0)
     assert e.noised() == e.ids
@@ -113,7 +115,7 @@ def test_text_noising_explorer_from_python():
 
 
 def test_unmasking_player_from_python():
-    from diffnlp.text_widgets import UnmaskingPlayer
+    from diffnlp.course.widgets.text import UnmaskingPlayer
 
     tok = G.tokenizer()
     torch.manual_seed(0)

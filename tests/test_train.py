@@ -10,8 +10,10 @@ import torch
 
 from diffnlp import GaussianDiffusion
 from diffnlp.data.toy2d import sample_points
-from diffnlp.nn import DigitsConfig, DigitsDenoiser, MLPConfig, MLPDenoiser, build_model, model_config
-from diffnlp.train import fit, load_checkpoint, save_checkpoint
+from diffnlp.models import build_model, model_config
+from diffnlp.models.denoisers import DigitsConfig, DigitsDenoiser, MLPConfig, MLPDenoiser
+from diffnlp.training.checkpoints import load_checkpoint, save_checkpoint
+from diffnlp.training.fit import fit
 
 D = GaussianDiffusion(1000, "linear", "epsilon")
 DATA = sample_points("mixture", 1024, seed=0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffnlp import GaussianDiffusion
-from diffnlp.widgets import NoisingExplorer, TrajectoryPlayer
+from diffnlp.course.widgets.points import NoisingExplorer, TrajectoryPlayer
 
 pytest.importorskip("ipywidgets")
 

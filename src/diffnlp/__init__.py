@@ -1,9 +1,9 @@
 """diffnlp: the tested package behind the "Diffusion in NLP" course notebooks."""
 
-from .autoregressive import Autoregressive
-from .discrete import MaskedDiffusion
-from .embedding import EmbeddingDiffusion
-from .gaussian import GaussianDiffusion
+from .processes.autoregressive import Autoregressive
+from .processes.embedding import EmbeddingDiffusion
+from .processes.gaussian import GaussianDiffusion
+from .processes.masked import MaskedDiffusion
 from .runtime import device, seed_everything, set_threads
 
 __version__ = "0.1.0"

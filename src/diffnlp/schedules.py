@@ -95,3 +95,11 @@ def mask_alpha_derivative(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> 
 def mask_loss_weight(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """w(t) = -alpha'(t) / (1 - alpha(t)); for "loglinear", (1 - eps) / ((1 - eps) t) = 1 / t."""
     return -mask_alpha_derivative(schedule, t, eps) / (1 - mask_alpha(schedule, t, eps))
+
+
+def time_grid(num_steps: int) -> torch.Tensor:
+    """The one time grid of every token sampler: K + 1 times 1 = t_0 > t_1 > ... > t_K = 0, t_k = 1 - k / K
+    (float64, shape (K + 1,)). Step k goes from t = t_k to s = t_{k+1}. Flow matching, whose time runs the
+    other way, reads 1 - t on the same grid."""
+    K = check_int("num_steps", num_steps, low=1)
+    return 1 - torch.arange(K + 1, dtype=torch.float64) / K

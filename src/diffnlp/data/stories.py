@@ -309,7 +309,7 @@ class StoryGrammar:
 
     def tokenizer(self):
         """The word-level tokenizer of this grammar: ``[PAD]``, ``[MASK]``, then ``vocab``."""
-        from .text import WordTokenizer
+        from .tokenizers import WordTokenizer
 
         return WordTokenizer(self.vocab)
 

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float, check_int, check_tensor
-from .schedules import BETA_SCHEDULES, alphas_cumprod, make_betas, snr
+from .._checks import check_choice, check_float, check_int, check_tensor
+from ..base import Trajectory, model_device
+from ..schedules import BETA_SCHEDULES, alphas_cumprod, make_betas, snr
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 METHODS = ("ddpm", "ddim")
@@ -272,11 +273,17 @@ class GaussianDiffusion:
             x_s = x_s + sigma * noise
         return x_s
 
-    def sample(self, model: nn.Module, shape, num_inference_steps: int | None = None, method: str = "ddpm",
-               eta: float = 0.0, generator: torch.Generator | None = None,
-               device: torch.device | str | None = None,
-               timestep_spacing: str = "leading") -> Iterator[torch.Tensor]:
-        """A generator that yields x_T, then every x_t down to the sample x_0 (the last yield).
+    sample_options = {
+        "method": "'ddpm' (ancestral, Ho et al.) or 'ddim' (Song et al.; eta = 0 is deterministic)",
+        "eta": "DDIM's noise scale: 0 deterministic, 1 as much noise as DDPM",
+        "timestep_spacing": "how the inference timesteps are chosen: 'leading', 'trailing' or 'quadratic'",
+        "device": "where to sample (default: the model's device)",
+    }
+
+    def sample(self, model: nn.Module, shape, num_inference_steps: int | None = None, *,
+               generator: torch.Generator | None = None, method: str = "ddpm", eta: float = 0.0,
+               device: torch.device | str | None = None, timestep_spacing: str = "leading") -> Trajectory:
+        """A ``Trajectory`` of x_T, then every x_t down to the sample x_0 (the last state, ``.run()``).
 
         Each step goes from one timestep of ``inference_timesteps(num_inference_steps,
         timestep_spacing)`` to the next (the last to -1, where abar = 1).
@@ -291,29 +298,20 @@ class GaussianDiffusion:
                 not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise ValueError(f"shape must be a tuple of positive ints (batch, ...), got {shape!r}")
         timesteps = self.inference_timesteps(num_inference_steps, timestep_spacing).tolist()
-        if device is None:
-            params = list(model.parameters()) if isinstance(model, nn.Module) else []
-            device = params[0].device if params else torch.device("cpu")
-        return self._reverse(model, tuple(shape), timesteps, method, eta, generator, device)
+        device = model_device(model) if device is None else torch.device(device)
+        return Trajectory(lambda traj: self._reverse(traj, model, tuple(shape), timesteps, method, eta, generator,
+                                                     device))
 
-    @torch.no_grad()
-    def _reverse(self, model, shape, timesteps, method, eta, generator, device) -> Iterator[torch.Tensor]:
+    def _reverse(self, traj, model, shape, timesteps, method, eta, generator, device) -> Iterator[torch.Tensor]:
         x = torch.randn(shape, generator=generator).to(device)
         yield x
         for t, s in zip(timesteps, timesteps[1:] + [-1]):
             t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
             out = model(x, t_batch)
+            traj.network_calls += 1
             noise = torch.randn(shape, generator=generator).to(device)
             x = self.step(out, t, x, s, method=method, eta=eta, noise=noise)
             yield x
-
-
-def sample_final(iterator: Iterator[torch.Tensor]) -> torch.Tensor:
-    """Run a sampling generator to the end and return its last yield (the sample)."""
-    x = None
-    for x in iterator:  # noqa: B007 (we want the last one)
-        pass
-    return x
 
 
 def gaussian_kl(mean1: torch.Tensor, var1: torch.Tensor, mean2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:

@@ -24,9 +24,12 @@ from collections.abc import Iterator
 
 import torch
 
-from ._checks import check_choice, check_int
-from .discrete import MaskedDiffusion, _is_time_conditioned, _model_device, gumbel_noise, reveal_masked, top_k_reveal
-from .nn import KVCache
+from .._checks import check_choice, check_int
+from ..base import Estimate, Trajectory, is_time_conditioned, model_device
+from ..models.transformer import KVCache
+from ..sampling.kernels import ancestral_step, categorical, confidence_step, random_order_step, reveal_counts
+from ..schedules import time_grid
+from .masked import MaskedDiffusion
 
 
 class BlockDiffusion:
@@ -59,19 +62,19 @@ class BlockDiffusion:
         mask = torch.full_like(x0, self.mask_id)
         return torch.where(block_of < b, x0, torch.where(block_of == b, z_t, mask))
 
-    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
+    def loss(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
              weighting: str = "nelbo") -> torch.Tensor:
         """A one-sample NELBO estimate per sequence (nats, (B,)): one block and one time per sequence,
         times the number of blocks. ``weighting="token"``: the mean cross-entropy of the masked tokens,
         scaled to the sequence (the same minimiser, lower variance; see ``MaskedDiffusion.loss``)."""
-        x0 = self.masking._check_x0(x0)
+        x0 = self.masking.check_x0(x0)
         B, L = x0.shape
         self._check_model(model, L)
         n_blocks = L // self.block_length
         blocks = torch.randint(0, n_blocks, (B,), generator=generator)
         t = self.masking.sample_t(B, generator).to(x0.device)
         z = self.noisy(x0, blocks, t, generator)
-        logits = self.masking._subs_logits(model, z, t)
+        logits = self.masking.subs_logits(model, z, t)
         nll = -torch.log_softmax(logits, -1).gather(-1, x0[..., None])[..., 0]
         in_block = (torch.arange(L, device=x0.device) // self.block_length)[None] == blocks.to(x0.device)[:, None]
         masked = (z == self.mask_id) & in_block
@@ -81,13 +84,12 @@ class BlockDiffusion:
         return n_blocks * torch.where(masked.any(-1), self.masking.weight(t) * total, torch.zeros_like(total))
 
     @torch.no_grad()
-    def nelbo(self, model, x0: torch.Tensor, n_samples: int = 16, generator: torch.Generator | None = None):
+    def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
+              n_samples: int = 16) -> Estimate:
         """Monte-Carlo NELBO per sequence (nats) with its standard error: the sum over blocks of each block's
         MDLM NELBO given the clean blocks before it, each estimated as ``MaskedDiffusion.nelbo`` does (a
         uniform number k of masked positions in the block, weight n / k; no 1/t weight)."""
-        from .discrete import Estimate
-
-        x0 = self.masking._check_x0(x0)
+        x0 = self.masking.check_x0(x0)
         n_samples = check_int("n_samples", n_samples, low=2)
         B, L = x0.shape
         self._check_model(model, L)
@@ -107,7 +109,7 @@ class BlockDiffusion:
                 logp = self.masking.log_probs(model, z, torch.ones(B, device=x0.device))
                 nll = -logp.gather(-1, x0[..., None])[..., 0]
                 term = torch.where(hide, nll, torch.zeros_like(nll)).sum(1) * n / k.to(x0.device)
-                draws[:, s] += term.double().cpu()
+                draws[:, s] += term.cpu().double()                     # float64 on the CPU only
         return Estimate(draws.mean(1), draws.std(1) / n_samples ** 0.5)
 
     @torch.no_grad()
@@ -131,17 +133,25 @@ class BlockDiffusion:
         is_mask = torch.arange(logits.shape[-1], device=logits.device) == self.mask_id
         return self.masking.subs_log_probs(logits.masked_fill(is_mask, float("-inf")), block)
 
-    def sample(self, model, num_samples: int, length: int, num_steps: int, cache: bool = True,
-               end_id: int | None = None, strategy: str = "ancestral",
-               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-        """A generator of every state (B, L), block by block, ``num_steps`` steps per block: MDLM's
-        "ancestral" steps, "random" (one uniformly chosen masked position per step; num_steps must
-        then be block_length), which is exact when the conditionals are, or "confidence" (LLaDA's rule
-        inside the block: draw a token for every masked position and keep the most probable draws, the
-        block's positions split evenly over the steps; not exact: it favours likely tokens, and with several
-        tokens per step it can do worse than "ancestral", see ``python -m diffnlp bench frontier``).
+    sample_options = {
+        "strategy": "'ancestral' (MDLM inside each block), 'confidence' (LLaDA's rule inside each block) or "
+                    "'random' (uniformly chosen positions, the block's tokens split evenly over the steps)",
+        "kv_cache": "keep the finished blocks' keys and values (exact: they never attend to later blocks)",
+        "end_id": "stop after the first block in which every sequence holds this token ([PAD] ends a story)",
+    }
 
-        ``cache``: keep the finished blocks' keys and values (exact: they never attend to later blocks);
+    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+               generator: torch.Generator | None = None, strategy: str = "ancestral", kv_cache: bool = True,
+               end_id: int | None = None) -> Trajectory:
+        """A ``Trajectory`` of every state (B, L), block by block, ``num_steps`` steps *per block*: MDLM's
+        "ancestral" steps; "random" (uniformly chosen masked positions, the block split evenly over the
+        steps), which is exact with one token per step when the conditionals are; or "confidence" (LLaDA's
+        rule inside the block: draw a token for every masked position and keep the most probable draws; not
+        exact: it favours likely tokens, and with several tokens per step it can do worse than "ancestral",
+        see ``python -m diffnlp bench frontier``). "confidence" and "random" reveal at least one token per
+        step, so ``num_steps`` is then at most ``block_length``.
+
+        ``kv_cache``: keep the finished blocks' keys and values (exact: they never attend to later blocks);
         ``end_id``: stop after the first block in which every sequence holds this token (the end of a
         story: [PAD]) and fill the rest with it."""
         num_samples = check_int("num_samples", num_samples, low=1)
@@ -149,50 +159,44 @@ class BlockDiffusion:
         num_steps = check_int("num_steps", num_steps, low=1)
         self._check_model(model, length)
         check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
-        if strategy == "confidence" and num_steps > self.block_length:
-            raise ValueError(f"strategy='confidence' reveals at least one token per step: num_steps must be at "
+        if strategy != "ancestral" and num_steps > self.block_length:
+            raise ValueError(f"strategy={strategy!r} reveals at least one token per step: num_steps must be at "
                              f"most block_length={self.block_length}, got {num_steps}")
-        if strategy == "random" and num_steps != self.block_length:
-            raise ValueError(f"strategy='random' reveals one token per step: num_steps must be "
-                             f"block_length={self.block_length}, got {num_steps}")
-        if cache and _is_time_conditioned(model):
-            raise ValueError("cache=True needs a model without time conditioning (the cached blocks' keys would "
+        if kv_cache and is_time_conditioned(model):
+            raise ValueError("kv_cache=True needs a model without time conditioning (the cached blocks' keys would "
                              "depend on the time at which they were stored)")
         if end_id is not None:
             check_int("end_id", end_id, low=0)
-        return self._run(model, num_samples, length, num_steps, cache, end_id, strategy, generator)
+        return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, kv_cache, end_id,
+                                                 strategy, generator))
 
-    def _run(self, model, B, L, K, use_cache, end_id, strategy, generator):
-        dev, n = _model_device(model), self.block_length
+    def _run(self, traj, model, B, L, K, kv_cache, end_id, strategy, generator) -> Iterator[torch.Tensor]:
+        dev, n = model_device(model), self.block_length
         z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
-        kv = KVCache() if use_cache else None
+        kv = KVCache() if kv_cache else None
+        grid = time_grid(K)
         yield z.clone()
         for b in range(L // n):
             prefix, block = z[:, :b * n], z[:, b * n:(b + 1) * n].clone()
+            n_masked = torch.full((B,), n, device=dev)
             for k in range(K):
-                t = torch.full((B,), 1 - k / K, dtype=torch.float64)
-                s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
+                t = torch.full((B,), grid[k].item(), dtype=torch.float64)
+                s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)
                 logp = self.block_logits(model, prefix, block, t.float().to(dev), kv)
-                if strategy == "confidence":                                    # the n_k most probable draws
-                    gumbel = gumbel_noise(logp.shape, generator)
-                    x = (logp + gumbel.to(dev)).argmax(-1)
-                    n_k = torch.full((B,), n // K + (1 if k < n % K else 0), device=dev)
-                    reveal = top_k_reveal(logp.gather(-1, x[..., None])[..., 0], block == self.mask_id, n_k)
-                    block = torch.where(reveal, x, block)
+                traj.network_calls += 1
+                if strategy == "ancestral":
+                    block = ancestral_step(block, logp, self.masking.reveal_probability(t, s), self.mask_id, generator)
                 else:
-                    if strategy == "random":                                    # one masked position, uniformly
-                        score = torch.rand(block.shape, generator=generator).to(dev)
-                        score = score.masked_fill(block != self.mask_id, -1.0)
-                        p_reveal = torch.zeros(block.shape, dtype=torch.float64, device=dev)
-                        p_reveal.scatter_(1, score.argmax(1, keepdim=True), 1.0)
-                    else:
-                        p_reveal = self.masking.reveal_probability(t, s)
-                    block = reveal_masked(block, self.mask_id, logp, p_reveal, generator)
+                    x, masked, n_k = categorical(logp, generator), block == self.mask_id, reveal_counts(n_masked, K, k)
+                    if strategy == "confidence":                                 # the n_k most probable draws
+                        block = confidence_step(block, x, logp, masked, n_k)
+                    else:                                                        # n_k positions, uniformly
+                        block = random_order_step(block, x, masked, n_k, generator)
                 z[:, b * n:(b + 1) * n] = block
                 yield z.clone()
             if kv is not None:
-                with torch.no_grad():
-                    model(block, torch.ones(B, device=dev), cache=kv)          # commit the finished block
+                model(block, torch.ones(B, device=dev), cache=kv)              # commit the finished block
+                traj.network_calls += 1
             if end_id is not None and bool((block == end_id).any(1).all()) and (b + 1) * n < L:
                 z[:, (b + 1) * n:] = end_id                                     # every story has ended
                 yield z.clone()

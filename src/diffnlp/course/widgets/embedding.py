@@ -18,11 +18,11 @@ import time
 import numpy as np
 import torch
 
-from ._checks import check_int
-from .embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
-from .plotting import CORAL, GREY, INK, canvas_png, style_axes
-from .text_widgets import CLEAN_BG, _chip
-from .widgets import _agg_figure, _PNGWidget
+from ..._checks import check_int
+from ...processes.embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
+from ..plotting import CORAL, GREY, INK, canvas_png, style_axes
+from .points import PNGWidget, agg_figure
+from .text import CLEAN_BG, chip
 
 BLUE = "#3b6ea8"
 
@@ -35,7 +35,7 @@ def pca_2d(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, vt[:2].T
 
 
-class EmbeddingNoisingExplorer(_PNGWidget):
+class EmbeddingNoisingExplorer(PNGWidget):
     """Slide t and watch a sentence's word vectors become noise, and what the nearest words become.
 
     ``model`` and ``process``: a Diffusion-LM (an ``EmbeddingDenoiser`` and its ``EmbeddingDiffusion``;
@@ -47,11 +47,11 @@ class EmbeddingNoisingExplorer(_PNGWidget):
                  t: int = 200, clamp: bool = False, seed: int = 0):
         import ipywidgets as W
 
-        from .data.stories import StoryGrammar
+        from ...data.stories import StoryGrammar
 
         self.grammar = StoryGrammar()
         if model is None:
-            from .recipes import load_pretrained
+            from ...training.pretrained import load_pretrained
 
             model, process, tokenizer, _ = load_pretrained("stories-diffusion-lm")
         if process is None or not isinstance(process, EmbeddingDiffusion):
@@ -74,7 +74,7 @@ class EmbeddingNoisingExplorer(_PNGWidget):
             text = self.grammar.sample(1, seed=self.seed)[0]
         self._set_text(text)                                     # clear errors for bad text
 
-        self.fig = _agg_figure((6.4, 4.6))
+        self.fig = agg_figure((6.4, 4.6))
         ax = self.fig.subplots()
         self.ax = ax
         ax.scatter(self.vocab_2d[:, 0], self.vocab_2d[:, 1], s=9, color=GREY, alpha=0.45, label="every word vector")
@@ -147,7 +147,7 @@ class EmbeddingNoisingExplorer(_PNGWidget):
         for orig, now in zip(self.ids.tolist(), ids):
             word = self.tokenizer.vocab[now]
             same = now == orig
-            chips.append(_chip(word, CLEAN_BG if same else "#fbd3cb", INK if same else CORAL, bold=not same,
+            chips.append(chip(word, CLEAN_BG if same else "#fbd3cb", INK if same else CORAL, bold=not same,
                                title="as written" if same else f"was {self.tokenizer.vocab[orig]!r}"))
         right = sum(a == b for a, b in zip(self.ids.tolist(), ids))
         return (f"<div style='margin:2px 0'><span style='font-family:sans-serif;font-size:12px;color:#555'>"

@@ -23,8 +23,11 @@ from collections.abc import Iterator
 
 import torch
 
-from ._checks import check_choice, check_int
-from .discrete import MaskedDiffusion, _model_device, reveal_masked
+from .._checks import check_choice, check_int
+from ..base import Estimate, Trajectory, model_device
+from ..sampling.kernels import ancestral_step
+from ..schedules import time_grid
+from .masked import MaskedDiffusion
 
 SCHEDULERS = ("linear", "cubic")
 
@@ -52,15 +55,15 @@ class MaskedFlowMatching:
 
     def noisy(self, x1: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x_t ~ p_t(. | x_1): each token is kept with probability kappa(t), masked otherwise."""
-        x1 = self.masking._check_x0(x1)
+        x1 = self.masking.check_x0(x1)
         u = torch.rand(x1.shape, generator=generator).to(x1.device)
         keep = u < self.kappa(t.to(x1.device))[:, None]
         return torch.where(keep, x1, torch.full_like(x1, self.mask_id))
 
-    def loss(self, model, x1: torch.Tensor, generator: torch.Generator | None = None,
+    def loss(self, model, x1: torch.Tensor, *, generator: torch.Generator | None = None,
              t: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy -log p_{1|t}(x_1^i | x_t) summed over the masked positions, per sequence, t ~ U[0, 1)."""
-        x1 = self.masking._check_x0(x1)
+        x1 = self.masking.check_x0(x1)
         if t is None:
             t = 1 - self.masking.sample_t(x1.shape[0], generator)          # stratified, in [0, 1)
         t = t.to(x1.device)
@@ -70,24 +73,32 @@ class MaskedFlowMatching:
         masked = x_t == self.mask_id
         return torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
 
-    @torch.no_grad()
-    def sample(self, model, num_samples: int, length: int, num_steps: int,
-               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-        """Euler steps of size h = 1 / num_steps from t = 0 (all [MASK]) to t = 1; a generator of every state."""
-        check_int("num_samples", num_samples, low=1)
-        check_int("length", length, low=1)
-        K = check_int("num_steps", num_steps, low=1)
-        return self._run(model, num_samples, length, K, generator)
+    def nelbo(self, model, x1: torch.Tensor, *, generator: torch.Generator | None = None,
+              n_samples: int = 64) -> Estimate:
+        """The NELBO per sequence (nats): with kappa(t) = alpha(1 - t) the masking path is MDLM's process read
+        backwards in time and the network is MDLM's denoiser, so the bound is ``MaskedDiffusion.nelbo``."""
+        return self.masking.nelbo(model, x1, generator=generator, n_samples=n_samples)
 
-    def _run(self, model, B, L, K, generator):
-        dev = _model_device(model)
-        z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
+    sample_options: dict[str, str] = {}
+
+    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+               generator: torch.Generator | None = None) -> Trajectory:
+        """Euler steps of size h = 1 / num_steps from t = 0 (all [MASK]) to t = 1; a ``Trajectory`` of every state."""
+        num_samples = check_int("num_samples", num_samples, low=1)
+        length = check_int("length", length, low=1)
+        num_steps = check_int("num_steps", num_steps, low=1)
+        return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, generator))
+
+    def _run(self, traj, model, B, L, K, generator) -> Iterator[torch.Tensor]:
+        z = torch.full((B, L), self.mask_id, dtype=torch.long, device=model_device(model))
+        mdlm_time = time_grid(K)                                             # MDLM's t = 1 - (flow time)
         yield z.clone()
         for k in range(K):
-            t = torch.full((B,), k / K, dtype=torch.float64)
-            logp = self.masking.log_probs(model, z, (1 - t).float().to(dev))
+            t = torch.full((B,), 1 - mdlm_time[k].item(), dtype=torch.float64)     # flow time k / K
+            logp = self.masking.log_probs(model, z, (1 - t).float().to(z.device))
+            traj.network_calls += 1
             p_jump = (self.kappa_rate(t) / K).clamp(max=1.0)                 # h kappa' / (1 - kappa)
             if k == K - 1:
                 p_jump = torch.ones_like(p_jump)                              # kappa(1) = 1: every mask goes
-            z = reveal_masked(z, self.mask_id, logp, p_jump, generator)
+            z = ancestral_step(z, logp, p_jump, self.mask_id, generator)      # the Euler step is MDLM's step
             yield z.clone()

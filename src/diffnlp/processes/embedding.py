@@ -34,8 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_float, check_int, check_tensor
-from .discrete import Estimate
+from .._checks import check_choice, check_float, check_int, check_tensor
+from ..base import Estimate, model_device
+from ..sampling.guidance import ClassifierGuidance
 from .gaussian import METHODS, GaussianDiffusion, gaussian_kl
 
 
@@ -59,10 +60,6 @@ def word_vectors(model) -> torch.Tensor:
         raise TypeError(f"the model must have an 'embedding' (nn.Embedding) of word vectors; "
                         f"{type(model).__name__} has none")
     return emb.weight
-
-
-def _model_device(model) -> torch.device:
-    return word_vectors(model).device
 
 
 def rounding_logits(model, x: torch.Tensor) -> torch.Tensor:
@@ -108,44 +105,6 @@ def _check_vectors(name: str, x, dim: int) -> None:
     check_tensor(name, x, floating=True, ndim_min=1)
     if x.shape[-1] != dim:
         raise ValueError(f"{name} must end in the embedding dimension {dim}, got shape {tuple(x.shape)}")
-
-
-@dataclass
-class ClassifierGuidance:
-    """Plug-and-play control (Diffusion-LM, section 4.3): after each reverse step, ``steps`` gradient
-    steps on x_{t-1} up the classifier's log-probability of the wanted attribute,
-
-        x_{t-1} <- x_{t-1} + scale (1 - abar_{t-1}) grad_x log p(c = target | x_{t-1}, t-1).
-
-    The factor 1 - abar (the noise variance left) makes the step shrink to 0 as the sample becomes
-    clean, so the diffusion keeps the last word on fluency. ``scale`` = 0 is unguided; larger scales
-    trade fluency for control. ``classifier(x_t, timesteps)`` returns logits (B, C)."""
-
-    classifier: nn.Module
-    target: int
-    scale: float = 1.0
-    steps: int = 1
-
-    def __post_init__(self):
-        n = getattr(getattr(self.classifier, "config", None), "num_classes", None)
-        check_int("target", self.target, low=0, high=None if n is None else n - 1)
-        check_float("scale", self.scale, low=0.0)
-        check_int("steps", self.steps, low=1)
-        if self.scale == float("inf"):
-            raise ValueError("scale=inf is out of range; allowed: a finite scale >= 0")
-
-    def apply(self, x: torch.Tensor, timestep: int, abar: float) -> torch.Tensor:
-        """``steps`` times: x <- x + scale (1 - abar) grad_x log p(target | x, t), with the noisy classifier."""
-        if self.scale == 0 or abar >= 1:
-            return x
-        t = torch.full((x.shape[0],), max(int(timestep), 0), dtype=torch.long, device=x.device)
-        for _ in range(self.steps):
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                logp = torch.log_softmax(self.classifier(xg, t), dim=-1)[:, self.target].sum()
-                (grad,) = torch.autograd.grad(logp, xg)
-            x = x + self.scale * (1 - abar) * grad
-        return x.detach()
 
 
 class EmbeddingDiffusion:
@@ -346,7 +305,7 @@ class EmbeddingDiffusion:
         return torch.where(mask, e.to(x.dtype), x)
 
     def _reverse(self, model, shape, timesteps, method, eta, clamp, known, guidance, generator):
-        dev = _model_device(model)
+        dev = model_device(model)
         table = torch.cat([torch.ones(1), self.gaussian.alphas_cumprod])  # abar_{-1} = 1, then abar_t
         x = torch.randn(shape, generator=generator).to(dev)
         x = self._impose(x, known, timesteps[0], generator)
@@ -370,7 +329,7 @@ class EmbeddingDiffusion:
         check_tensor("ids", ids, floating=False)
         gen = torch.Generator().manual_seed(seed)
         out: dict[str, list[float]] = {"noisy": [], "model": []}
-        dev = _model_device(model)
+        dev = model_device(model)
         ids = ids.to(dev)
         for t in timesteps:
             tt = torch.full((ids.shape[0],), int(t), dtype=torch.long)

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_int
-from .gaussian import GaussianDiffusion
-from .plotting import (
+from ..._checks import check_choice, check_int
+from ...processes.gaussian import GaussianDiffusion
+from ...schedules import BETA_SCHEDULES
+from ..plotting import (
     CORAL,
     GREY,
     INK,
@@ -30,12 +31,11 @@ from .plotting import (
     plot_points,
     style_axes,
 )
-from .schedules import BETA_SCHEDULES
 
 KINDS = ("points", "digits")
 
 
-def _agg_figure(figsize):
+def agg_figure(figsize):
     """A figure on its own Agg canvas (never shown by pyplot, so nothing is displayed twice)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -45,7 +45,7 @@ def _agg_figure(figsize):
     return fig
 
 
-class _PNGWidget:
+class PNGWidget:
     """Shared plumbing: a figure rendered into an Image widget, and the timing of each redraw."""
 
     def _init_image(self):
@@ -65,7 +65,7 @@ class _PNGWidget:
         display(self.widget)
 
 
-class NoisingExplorer(_PNGWidget):
+class NoisingExplorer(PNGWidget):
     """Watch q(x_t | x_0) blur points or digits as t grows.
 
     ``kind`` is "points" (``dataset`` one of diffnlp.data.toy2d's clouds) or "digits".
@@ -81,17 +81,17 @@ class NoisingExplorer(_PNGWidget):
         self.processes = {s: GaussianDiffusion(self.T, s) for s in BETA_SCHEDULES}
         g = torch.Generator().manual_seed(seed)
         if kind == "points":
-            from .data.toy2d import sample_points
+            from ...data.toy2d import sample_points
 
             self.x0 = sample_points(dataset, n or 1500, seed=seed)
         else:
-            from .data.digits import load_digits
+            from ...data.digits import load_digits
 
             images, _ = load_digits("test", seed=0)
             self.x0 = images[torch.randperm(len(images), generator=g)[: n or 8]]
         self.noise = torch.randn(self.x0.shape, generator=g)  # one fixed eps: only t moves
 
-        self.fig = _agg_figure((9.0, 3.4))
+        self.fig = agg_figure((9.0, 3.4))
         ax_x, ax_c = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.35]})
         if kind == "points":
             self.artist = plot_points(ax_x, self.x0, size=4)
@@ -173,7 +173,7 @@ class NoisingExplorer(_PNGWidget):
         return frames_strip(frames, titles, kind=self.kind)
 
 
-class TrajectoryPlayer(_PNGWidget):
+class TrajectoryPlayer(PNGWidget):
     """Play a stored reverse trajectory [x_T, ..., x_0] (a list of tensors, as ``sample`` yields).
 
     ``timesteps`` labels each frame (default: the frame index counted down). At most
@@ -198,7 +198,7 @@ class TrajectoryPlayer(_PNGWidget):
         labels = list(timesteps) if timesteps is not None else list(range(len(trajectory) - 1, -1, -1))
         self.labels = [labels[i] for i in keep]
 
-        self.fig = _agg_figure((4.2, 4.2) if kind == "points" else (4.6, 4.2))
+        self.fig = agg_figure((4.2, 4.2) if kind == "points" else (4.6, 4.2))
         ax = self.fig.subplots()
         if reference is not None and kind == "points":
             plot_points(ax, reference, color="#bbbbbb", size=2)

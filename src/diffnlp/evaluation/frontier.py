@@ -18,8 +18,8 @@ import time
 import torch
 from torch import nn
 
+from .._checks import check_int
 from . import lm_eval
-from ._checks import check_int
 from .metrics import story_report
 
 
@@ -100,7 +100,7 @@ def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float =
     speed-up (baseline ms / its ms); also the best batch-64 throughput among them. ``at_quarter``: every
     decoder with K = length / 4 steps in all, with its speed-up at batch 1, its validity gap to the baseline
     (points) and its throughput ratio at batch 64."""
-    from ._checks import check_choice, check_float
+    from .._checks import check_choice, check_float
 
     check_choice("baseline", baseline, rows)
     check_float("within", within, 0.0, 1.0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .gaussian import GaussianDiffusion
+from ..processes.gaussian import GaussianDiffusion
 
 
 @dataclass
@@ -156,7 +156,7 @@ def reference_reveal_probability(alpha_t: float, alpha_s: float) -> float:
 def check_reveal_probability(fn) -> Verdict:
     """Exercise: the probability that a masked token is unmasked in one ancestral step from t to s,
     given alpha_t = alpha(t) and alpha_s = alpha(s)."""
-    from .discrete import MaskedDiffusion
+    from ..processes.masked import MaskedDiffusion
 
     md = MaskedDiffusion("cosine", mask_id=1)
     for t, s in ((1.0, 0.75), (0.5, 0.25), (0.1, 0.0), (0.9, 0.89)):
@@ -186,7 +186,7 @@ def reference_mask_weights(length: int) -> torch.Tensor:
 
 def check_mask_weights(fn) -> Verdict:
     """Exercise: the weight c_k of one mask of size k in the exact NELBO (eps = 0), for k = 1..L."""
-    from .discrete import MaskedDiffusion
+    from ..processes.masked import MaskedDiffusion
 
     md = MaskedDiffusion("loglinear", mask_id=1, eps=0.0)
     for L in (1, 3, 8):
@@ -224,7 +224,7 @@ def reference_nearest_word(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
 
 def check_nearest_word(fn) -> Verdict:
     """Exercise: nearest-neighbour rounding of vectors x (..., d) to the rows of emb (V, d), as token ids."""
-    from .embedding import round_to_words
+    from ..processes.embedding import round_to_words
 
     for seed in (0, 1, 2):
         emb, x, _ = _word_vector_case(seed)
@@ -254,7 +254,7 @@ def reference_rounding_nll(x: torch.Tensor, emb: torch.Tensor, ids: torch.Tensor
 def check_rounding_nll(fn) -> Verdict:
     """Exercise: the rounding term -log p(w | x_0) of the Diffusion-LM loss, per position, with the tied
     readout logit_v(x) = -||x - EMB(v)||^2."""
-    from .embedding import rounding_nll
+    from ..processes.embedding import rounding_nll
 
     for seed in (0, 1):
         emb, x, ids = _word_vector_case(seed)
@@ -278,7 +278,7 @@ def check_rounding_nll(fn) -> Verdict:
 # ---------------------------------------------------------------- lesson 05
 def reference_guided_log_probs(cond: torch.Tensor, uncond: torch.Tensor, w: float) -> torch.Tensor:
     """log p_w = log_softmax((1 - w) log p(x | z) + w log p(x | z, c)) (``guidance.ClassifierFreeGuidance``)."""
-    from .guidance import ClassifierFreeGuidance
+    from ..sampling.guidance import ClassifierFreeGuidance
 
     return ClassifierFreeGuidance(lambda z, t: cond, lambda z, t: uncond, w)(None)
 
@@ -315,7 +315,7 @@ def reference_remask_reveal_probability(alpha_t: float, alpha_s: float, sigma: f
 
 def check_remask_reveal_probability(fn) -> Verdict:
     """Exercise: with remasking probability sigma, the reveal probability that keeps q(z_s | x)."""
-    from .discrete import MaskedDiffusion
+    from ..processes.masked import MaskedDiffusion
 
     md = MaskedDiffusion("loglinear")
     for t, s, eta in ((0.9, 0.7, 0.05), (0.5, 0.4, 0.1), (0.2, 0.1, 0.02), (0.6, 0.3, 0.0)):

@@ -8,10 +8,10 @@ import time
 
 import torch
 
-from ._checks import check_int
-from .autoregressive import Autoregressive
-from .discrete import MaskedDiffusion
-from .embedding import EmbeddingDiffusion
+from .._checks import check_int
+from ..processes.autoregressive import Autoregressive
+from ..processes.embedding import EmbeddingDiffusion
+from ..processes.masked import MaskedDiffusion
 from .metrics import LikelihoodReport, StoryReport, likelihood_report, story_report
 
 
@@ -21,10 +21,10 @@ def nats_per_story(model, process, ids: torch.Tensor, n_samples: int = 32, batch
     ``n_samples`` stratified draws; D3PM: one x_t per step), SEDD's score-entropy bound, MDLM's NELBO for
     flow matching (the same masking path and denoiser), or the exact NLL (autoregressive)."""
     gen = torch.Generator().manual_seed(seed)
-    from .discrete import _model_device
+    from ..base import model_device
 
     out = []
-    dev = _model_device(model)
+    dev = model_device(model)
     kind = type(process).__name__
     with torch.no_grad():
         for i in range(0, len(ids), batch_size):
@@ -90,7 +90,7 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
     if kind == "D3PM" and num_steps not in (None, process.num_timesteps):
         raise ValueError(f"num_steps={num_steps}: D3PM samples with its T={process.num_timesteps} steps")
     if kwargs.get("fixed") is not None:
-        from ._checks import check_tensor
+        from .._checks import check_tensor
 
         check_tensor("fixed", kwargs["fixed"], floating=False)
     gen = torch.Generator().manual_seed(seed)

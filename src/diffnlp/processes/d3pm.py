@@ -43,7 +43,7 @@ from numbers import Integral
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_float, check_int, check_tensor
+from .._checks import check_choice, check_float, check_int, check_tensor
 
 KINDS = ("uniform", "absorbing")
 COSINE_S = 0.008  # the offset s of the cosine schedule (Nichol & Dhariwal 2021; D3PM)

@@ -123,7 +123,7 @@ def plot_transition_matrices(d3pm, steps: Sequence[int] | None = None, ax=None):
     """
     import matplotlib.pyplot as plt
 
-    from ._checks import check_int
+    from .._checks import check_int
 
     T, K = d3pm.num_timesteps, d3pm.vocab_size
     if steps is None:

@@ -14,70 +14,30 @@ position that is not masked keeps its token (the carry-over). The negative ELBO 
 in nats per sequence, which for the log-linear schedule weighs time t by 1/t. With the exact
 conditionals it equals -log p(x): masked diffusion is an any-order autoregressive model.
 
-D3PM (the general discrete framework, with transition matrices) lives in ``diffnlp.d3pm``.
+D3PM (the general discrete framework, with transition matrices) lives in ``diffnlp.processes.d3pm``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_choice, check_float, check_int, check_tensor
-from .schedules import MASK_SCHEDULES, mask_alpha, mask_loss_weight
+from .._checks import check_choice, check_float, check_int, check_tensor
+from ..base import Estimate, Trajectory, float_logits, is_time_conditioned, model_device
+from ..sampling.kernels import (
+    categorical,
+    confidence_step,
+    random_order_step,
+    remask_step,
+    reveal_counts,
+    reveal_step,
+    uniform,
+)
+from ..schedules import MASK_SCHEDULES, mask_alpha, mask_loss_weight, time_grid
 
 STRATEGIES = ("ancestral", "confidence", "random")
-
-
-@dataclass
-class Estimate:
-    """A Monte-Carlo estimate per sequence: ``mean`` and its standard error ``stderr``, both (batch,)."""
-
-    mean: torch.Tensor
-    stderr: torch.Tensor
-
-
-class Trajectory:
-    """The iterator ``MaskedDiffusion.sample`` returns: it yields every intermediate sequence (B, L),
-    the all-mask start first, and counts the network calls made (``network_calls``) and skipped by the
-    cache (``calls_saved``)."""
-
-    def __init__(self):
-        self.network_calls = 0
-        self.calls_saved = 0
-        self._gen: Iterator[torch.Tensor] | None = None
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> torch.Tensor:
-        return next(self._gen)
-
-    def run(self) -> torch.Tensor:
-        """Run to the end and return the final sequences."""
-        last = None
-        for state in self:
-            last = state
-        return last
-
-
-def _model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
-def _logits(model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The model's logits in float32 at least (float64 stays float64, for exact oracles)."""
-    logits = model(z_t, t)
-    return logits if logits.dtype == torch.float64 else logits.float()
-
-
-def _is_time_conditioned(model) -> bool:
-    return bool(getattr(getattr(model, "config", None), "time_conditioning", False))
 
 
 class MaskedDiffusion:
@@ -104,7 +64,7 @@ class MaskedDiffusion:
         """w(t) = -alpha'(t) / (1 - alpha(t)) (= 1/t for "loglinear")."""
         return mask_loss_weight(self.schedule, t, self.eps)
 
-    def _check_t(self, t, batch: int) -> torch.Tensor:
+    def check_t(self, t, batch: int) -> torch.Tensor:
         check_tensor("t", t, floating=True)
         if t.shape != (batch,):
             raise ValueError(f"t must have shape ({batch},) (one time per sequence), got {tuple(t.shape)}")
@@ -112,7 +72,7 @@ class MaskedDiffusion:
             raise ValueError(f"t must lie in (0, 1]; got values from {t.min().item():.4g} to {t.max().item():.4g}")
         return t
 
-    def _check_x0(self, x0) -> torch.Tensor:
+    def check_x0(self, x0) -> torch.Tensor:
         check_tensor("x0", x0, floating=False)
         if x0.ndim != 2:
             raise ValueError(f"x0 must be token ids of shape (batch, length), got shape {tuple(x0.shape)}")
@@ -124,8 +84,8 @@ class MaskedDiffusion:
 
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """z_t: each token of x0 is replaced by [MASK] with probability 1 - alpha(t)."""
-        x0 = self._check_x0(x0)
-        t = self._check_t(t, x0.shape[0])
+        x0 = self.check_x0(x0)
+        t = self.check_t(t, x0.shape[0])
         u = torch.rand(x0.shape, generator=generator).to(x0.device)
         masked = u < (1 - self.alpha(t.to(x0.device)))[:, None]
         return torch.where(masked, torch.full_like(x0, self.mask_id), x0)
@@ -140,7 +100,7 @@ class MaskedDiffusion:
     def log_probs(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log p_theta(x | z_t) with the SUBS parameterisation, shape (B, L, V): the [MASK] logit is
         -inf, and an unmasked position keeps its token (log-probability 0 on it, -inf elsewhere)."""
-        return self.subs_log_probs(self._subs_logits(model, z_t, t), z_t)
+        return self.subs_log_probs(self.subs_logits(model, z_t, t), z_t)
 
     def subs_log_probs(self, logits: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
         """SUBS applied to logits (B, L, V) that already have the [MASK] logit at -inf: log-softmax, and an
@@ -152,9 +112,9 @@ class MaskedDiffusion:
             logp = torch.where(carry[..., None], keep, logp)
         return logp
 
-    def _subs_logits(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def subs_logits(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The model's logits with the [MASK] logit set to -inf (out of place: the model's tensor is untouched)."""
-        logits = _logits(model, z_t, t)
+        logits = float_logits(model, z_t, t)
         if logits.shape[:2] != z_t.shape or logits.shape[-1] <= self.mask_id:
             raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; expected "
                              f"({z_t.shape[0]}, {z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
@@ -162,7 +122,7 @@ class MaskedDiffusion:
         return logits.masked_fill(is_mask, -math.inf)
 
     # ------------------------------------------------------------------ the loss
-    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
+    def loss(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
              t: torch.Tensor | None = None, weighting: str = "nelbo") -> torch.Tensor:
         """A one-sample NELBO estimate per sequence, in nats, shape (batch,):
 
@@ -174,11 +134,11 @@ class MaskedDiffusion:
         NELBO with ``nelbo()``.
         """
         check_choice("weighting", weighting, ("nelbo", "token"))
-        x0 = self._check_x0(x0)
-        t = self.sample_t(x0.shape[0], generator) if t is None else self._check_t(t, x0.shape[0])
+        x0 = self.check_x0(x0)
+        t = self.sample_t(x0.shape[0], generator) if t is None else self.check_t(t, x0.shape[0])
         t = t.to(x0.device)
         z_t = self.add_noise(x0, t, generator)
-        logits = self._subs_logits(model, z_t, t)
+        logits = self.subs_logits(model, z_t, t)
         nll = -torch.log_softmax(logits, dim=-1).gather(-1, x0[..., None])[..., 0]    # -log p_theta(x0^i | z_t)
         masked = z_t == self.mask_id
         total = torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
@@ -188,7 +148,7 @@ class MaskedDiffusion:
         return torch.where(masked.any(-1), self.weight(t) * total, torch.zeros_like(total))
 
     @torch.no_grad()
-    def nelbo(self, model, x0: torch.Tensor, n_samples: int = 64, generator: torch.Generator | None = None,
+    def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None, n_samples: int = 64,
               chunk: int = 2048) -> Estimate:
         """Monte-Carlo NELBO per sequence (nats) with its standard error, from ``n_samples`` draws each.
 
@@ -199,7 +159,7 @@ class MaskedDiffusion:
         expectation as ``loss``, without the 1/t weight that makes single draws heavy-tailed.
         The standard error is computed as if the draws were independent (stratification only lowers it).
         """
-        x0 = self._check_x0(x0)
+        x0 = self.check_x0(x0)
         n = check_int("n_samples", n_samples, low=2)
         rows = max(1, chunk // n)
         L = x0.shape[1]
@@ -213,9 +173,9 @@ class MaskedDiffusion:
             masked = (order < k[:, None]).to(x.device)                                        # k random positions
             z = torch.where(masked, torch.full_like(x, self.mask_id), x)
             t = (k.float() / L).to(x.device)                  # the fraction masked: t with alpha(t) = 1 - t
-            nll = -torch.log_softmax(self._subs_logits(model, z, t), -1).gather(-1, x[..., None])[..., 0]
+            nll = -torch.log_softmax(self.subs_logits(model, z, t), -1).gather(-1, x[..., None])[..., 0]
             draws = (L / k.to(x.device)) * torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
-            draws = draws.reshape(b, n).double().cpu()
+            draws = draws.reshape(b, n).cpu().double()          # float64 on the CPU only
             means.append(draws.mean(1))
             errs.append(draws.std(1) / math.sqrt(n))
         return Estimate(torch.cat(means), torch.cat(errs))
@@ -272,8 +232,8 @@ class MaskedDiffusion:
         With eps = 0 (alpha(1) = 0) c_k = (k-1)! (L-k)! / L!, and with exact conditionals this is
         -log p(x) (the average over orders of autoregressive factorisations).
         """
-        x0 = self._check_x0(x0)
-        if _is_time_conditioned(model):
+        x0 = self.check_x0(x0)
+        if is_time_conditioned(model):
             raise ValueError("exact_nelbo needs a model without time conditioning: the sum over masks assumes the "
                              "prediction depends on z_t only")
         B, L = x0.shape
@@ -285,40 +245,51 @@ class MaskedDiffusion:
         for b in range(B):
             z = torch.where(masks, torch.full((len(masks), L), self.mask_id), x0[b].cpu())
             t = torch.ones(len(masks))
-            logp = self.log_probs(model, z.to(x0.device), t.to(x0.device)).double().cpu()
+            logp = self.log_probs(model, z.to(x0.device), t.to(x0.device)).cpu().double()
             nll = -logp.gather(-1, x0[b].cpu().expand(len(masks), L)[..., None])[..., 0]
             per_mask = torch.where(masks, nll, torch.zeros_like(nll)).sum(-1)
             weights = torch.tensor([c[k - 1] for k in masks.sum(-1).tolist()], dtype=torch.float64)
             total[b] = (weights * per_mask).sum()
         return total
 
-    # ------------------------------------------------------------------ sampling
-    def sample(self, model, num_samples: int, length: int, num_steps: int, strategy: str = "ancestral",
-               block_length: int | None = None, fixed: torch.Tensor | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None, cache: bool = False, remask: float = 0.0) -> Trajectory:
-        """Generate ``num_samples`` sequences of ``length`` tokens in ``num_steps`` denoiser steps; return a
-        ``Trajectory``, an iterator over every intermediate state (B, L), starting from all [MASK].
 
-        Strategies, in each step:
-        - "ancestral" (MDLM): go from time t to s < t on the grid 1, 1 - 1/K, ..., 0; every masked
+    # ------------------------------------------------------------------ sampling
+    sample_options = {
+        "strategy": "'ancestral' (MDLM), 'confidence' (LLaDA: keep the most probable draws) or 'random' "
+                    "(uniformly chosen positions)",
+        "block_length": "semi-autoregressive: blocks of this length, left to right, the steps shared equally",
+        "fixed": "ids (L,) or (B, L), [MASK] where to generate: tokens given by the user, never changed (infilling)",
+        "temperature": "tokens drawn from softmax(log p / temperature); 0 is the argmax",
+        "reuse_unchanged": "skip the network when the last step revealed nothing (ancestral, no time conditioning)",
+        "remask": "eta of ReMDM's self-correction ('cap' schedule; ancestral only): decided tokens may go back",
+    }
+
+    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+               generator: torch.Generator | None = None, strategy: str = "ancestral", block_length: int | None = None,
+               fixed: torch.Tensor | None = None, temperature: float = 1.0, reuse_unchanged: bool = False,
+               remask: float = 0.0) -> Trajectory:
+        """Generate ``num_samples`` sequences of ``length`` tokens in ``num_steps`` denoiser steps; return a
+        ``Trajectory`` over every state (B, L), starting from all [MASK]. The options (``sample_options``):
+
+        - ``strategy`` "ancestral" (MDLM): go from time t to s < t on the grid 1, 1 - 1/K, ..., 0; every masked
           position is revealed with probability (alpha(s) - alpha(t)) / (1 - alpha(t)), its token drawn
           from p_theta(. | z_t). Several tokens revealed in one step are drawn independently.
-        - "confidence" (LLaDA's low-confidence remasking): draw a token for every masked position, keep
+          "confidence" (LLaDA's low-confidence remasking): draw a token for every masked position, keep
           the n_k whose drawn token has the highest probability, leave the rest masked;
-        - "random": the same, keeping n_k positions chosen uniformly at random.
+          "random": the same, keeping n_k positions chosen uniformly at random.
           n_k splits the masked positions evenly over the steps (n masked, K steps: n // K each, the
           remainder going to the first steps).
-        ``block_length``: semi-autoregressive generation, left to right in blocks of this length, each
-        block getting an equal share of the steps (the positions to the right stay masked).
-        ``fixed``: ids (L,) or (B, L) with tokens at fixed positions and [MASK] elsewhere: infilling of a
-        prefix, a suffix or a middle; fixed tokens are never changed.
-        ``cache=True`` (ancestral only, model without time conditioning): when a step revealed nothing,
-        the next step reuses the last prediction instead of calling the network; samples are identical.
-        ``remask`` = eta (ancestral only): self-correction by remasking (ReMDM, Wang et al., 2025, "cap"
-        schedule). From t to s every decided token (not a ``fixed`` one) goes back to [MASK] with
-        probability sigma = min(eta, (1 - alpha_s) / alpha_t), and a masked one is revealed with probability
-        (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t); for any such sigma the forward marginals
-        q(z_s | x) are kept, so a wrong early token can be revised. eta = 0 is MDLM's step.
+        - ``block_length``: semi-autoregressive generation, left to right in blocks of this length, each
+          block getting an equal share of the steps (the positions to the right stay masked).
+        - ``fixed``: ids (L,) or (B, L) with tokens at fixed positions and [MASK] elsewhere: infilling of a
+          prefix, a suffix or a middle; fixed tokens are never changed.
+        - ``reuse_unchanged`` (ancestral only, model without time conditioning): when a step revealed nothing,
+          the next step reuses the last prediction instead of calling the network; samples are identical.
+        - ``remask`` = eta (ancestral only): self-correction by remasking (ReMDM, Wang et al., 2025, "cap"
+          schedule). From t to s every decided token (not a ``fixed`` one) goes back to [MASK] with
+          probability sigma = min(eta, (1 - alpha_s) / alpha_t), and a masked one is revealed with probability
+          (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t); for any such sigma the forward marginals
+          q(z_s | x) are kept, so a wrong early token can be revised. eta = 0 is MDLM's step.
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
@@ -328,25 +299,22 @@ class MaskedDiffusion:
         max_len = getattr(getattr(model, "config", None), "max_len", length)
         if length > max_len:
             raise ValueError(f"length={length} is longer than the model's max_len={max_len}")
-        if block_length is None:
-            block_length = length
-        block_length = check_int("block_length", block_length, low=1, high=length)
+        block_length = check_int("block_length", length if block_length is None else block_length, low=1, high=length)
         if length % block_length:
             raise ValueError(f"block_length={block_length} must divide length={length}")
         n_blocks = length // block_length
         if num_steps < n_blocks:
             raise ValueError(f"num_steps={num_steps} must be at least the number of blocks ({n_blocks})")
-        if cache and strategy != "ancestral":
-            raise ValueError(f"cache=True applies to strategy='ancestral' only (got {strategy!r}): the other "
-                             "strategies reveal tokens at every step, so there is nothing to reuse")
+        if reuse_unchanged and strategy != "ancestral":
+            raise ValueError(f"reuse_unchanged=True applies to strategy='ancestral' only (got {strategy!r}): the "
+                             "other strategies reveal tokens at every step, so there is nothing to reuse")
         remask = check_float("remask", remask, 0.0, 1.0)
-        if remask > 0 and (strategy != "ancestral" or cache):
-            raise ValueError(f"remask={remask} applies to strategy='ancestral' without cache (got "
-                             f"strategy={strategy!r}, cache={cache})")
-        if cache and _is_time_conditioned(model):
-            raise ValueError("cache=True needs a model without time conditioning: a time-conditioned model's "
-                             "prediction changes with t even when z_t does not")
-        dev = _model_device(model)
+        if remask > 0 and (strategy != "ancestral" or reuse_unchanged):
+            raise ValueError(f"remask={remask} applies to strategy='ancestral' without reuse_unchanged (got "
+                             f"strategy={strategy!r}, reuse_unchanged={reuse_unchanged})")
+        if reuse_unchanged and is_time_conditioned(model):
+            raise ValueError("reuse_unchanged=True needs a model without time conditioning: a time-conditioned "
+                             "model's prediction changes with t even when z_t does not")
         z = torch.full((num_samples, length), self.mask_id, dtype=torch.long)
         if fixed is not None:
             check_tensor("fixed", fixed, floating=False)
@@ -356,99 +324,47 @@ class MaskedDiffusion:
             if fixed.numel() and fixed.min() < 0:
                 raise ValueError(f"fixed has a negative token id {fixed.min().item()}")
             z = fixed.to(torch.long).cpu().expand(num_samples, length).clone()
-        traj = Trajectory()
         steps = [num_steps // n_blocks + (1 if b < num_steps % n_blocks else 0) for b in range(n_blocks)]
-        traj._gen = self._run(model, traj, z.to(dev), steps, block_length, strategy, temperature, generator, cache,
-                              remask)
-        return traj
+        z = z.to(model_device(model))
+        return Trajectory(lambda traj: self._run(traj, model, z, steps, block_length, strategy, temperature,
+                                                 generator, reuse_unchanged, remask))
 
-    @torch.no_grad()
-    def _run(self, model, traj: Trajectory, z: torch.Tensor, steps: list[int], block_length: int, strategy: str,
-             temperature: float, generator, cache: bool, remask: float = 0.0) -> Iterator[torch.Tensor]:
-        dev = z.device
+    def _run(self, traj: Trajectory, model, z: torch.Tensor, steps: list[int], block_length: int, strategy: str,
+             temperature: float, generator, reuse_unchanged: bool, remask: float) -> Iterator[torch.Tensor]:
         B, L = z.shape
         protected = z != self.mask_id                                                   # fixed tokens stay
         yield z.clone()
         logp, changed = None, True
         for b, K in enumerate(steps):
-            in_block = torch.zeros(L, dtype=torch.bool, device=dev)
+            in_block = torch.zeros(L, dtype=torch.bool, device=z.device)
             in_block[b * block_length:(b + 1) * block_length] = True
             n_masked = ((z == self.mask_id) & in_block).sum(1)                         # per sample
+            grid = time_grid(K)
             for k in range(K):
-                t = torch.full((B,), 1 - k / K, dtype=torch.float32)
-                if logp is None or changed or not cache:
-                    logp = self.log_probs(model, z, t.to(dev))
+                t = torch.full((B,), grid[k].item(), dtype=torch.float32)              # from time t ...
+                s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)           # ... to time s < t
+                if logp is None or changed or not reuse_unchanged:
+                    logp = self.log_probs(model, z, t.to(z.device))
                     traj.network_calls += 1
                 else:
                     traj.calls_saved += 1
                 masked = (z == self.mask_id) & in_block
-                # a token for every position: x ~ softmax(log p / temperature), by the Gumbel-max trick
-                gumbel = gumbel_noise(logp.shape, generator)
-                if temperature == 0:
-                    x = logp.argmax(-1)
-                else:
-                    x = (logp / temperature + gumbel.to(dev)).argmax(-1)
+                x = categorical(logp, generator, temperature)                # a token for every position
+                before = z
                 if strategy == "ancestral":
-                    s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
-                    p_reveal = self.reveal_probability(t.double(), s).float().to(dev)  # 1 at the last step (s = 0)
-                    u = torch.rand((B, L), generator=generator).to(dev)
                     if remask > 0:
                         sigma, p_reveal = self.remask_probabilities(t.double(), s, remask)
-                        p_reveal = p_reveal.float().to(dev)
-                        back = (z != self.mask_id) & ~protected & in_block & (u < sigma.float().to(dev)[:, None])
-                    reveal = masked & (u < p_reveal[:, None])
-                else:
-                    base, extra = n_masked // K, n_masked % K
-                    n_k = base + (k < extra).long()                                     # tokens to reveal now
-                    if strategy == "confidence":
-                        score = logp.gather(-1, x[..., None])[..., 0]                 # log p of the drawn token
                     else:
-                        score = torch.rand((B, L), generator=generator).to(dev)
-                    reveal = top_k_reveal(score, masked, n_k)
-                changed = bool(reveal.any())
-                z = torch.where(reveal, x, z)
-                if strategy == "ancestral" and remask > 0:
-                    z = torch.where(back, torch.full_like(z, self.mask_id), z)
-                    changed = changed or bool(back.any())
+                        p_reveal = self.reveal_probability(t.double(), s)       # 1 at the last step (s = 0)
+                    u = uniform((B, L), generator, z.device)
+                    z = reveal_step(z, torch.where(in_block, x, z), p_reveal, u, self.mask_id)
+                    if remask > 0:
+                        z = remask_step(z, sigma, u, self.mask_id, (before != self.mask_id) & ~protected & in_block)
+                else:
+                    n_k = reveal_counts(n_masked, K, k)                                 # tokens to reveal now
+                    if strategy == "confidence":
+                        z = confidence_step(z, x, logp, masked, n_k)
+                    else:
+                        z = random_order_step(z, x, masked, n_k, generator)
+                changed = not torch.equal(z, before)
                 yield z.clone()
-
-
-def gumbel_noise(shape, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard Gumbel noise -log(-log u), u ~ U(0, 1), drawn on the CPU with ``generator`` (the same draw on
-    every device): argmax(log p + noise) is a sample from p (the Gumbel-max trick)."""
-    return -torch.log(-torch.log(torch.rand(shape, generator=generator).clamp_min(1e-20)))
-
-
-def reveal_masked(z: torch.Tensor, mask_id: int, log_probs: torch.Tensor, p_reveal: torch.Tensor,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """One parallel unmasking step shared by the samplers that reveal tokens independently: each masked
-    position is revealed with probability ``p_reveal`` ((B,) or (B, L)), with a token drawn from
-    ``exp(log_probs)`` (B, L, V) by the Gumbel-max trick; other positions are kept."""
-    dev = z.device
-    gumbel = gumbel_noise(log_probs.shape, generator)
-    x = (log_probs + gumbel.to(dev)).argmax(-1)
-    p = p_reveal.to(dev)
-    p = p[:, None] if p.ndim == 1 else p
-    u = torch.rand(z.shape, generator=generator).to(dev)
-    return torch.where((z == mask_id) & (u < p), x, z)
-
-
-def top_k_reveal(score: torch.Tensor, masked: torch.Tensor, n_k: torch.Tensor) -> torch.Tensor:
-    """The ``n_k`` (B,) masked positions with the highest ``score`` (B, L) in each row, as a bool mask: the
-    positions a confidence (or random-order) step reveals. Ties go to the leftmost position (a stable
-    sort), as in ``diffnlp.oracle.sampler_distribution``."""
-    if score.ndim != 2 or masked.shape != score.shape or n_k.shape != score.shape[:1]:
-        raise ValueError(f"score and masked must have one shape (B, L) and n_k shape (B,); got {tuple(score.shape)}, "
-                         f"{tuple(masked.shape)} and {tuple(n_k.shape)}")
-    score = torch.where(masked, score, torch.full_like(score, -math.inf))
-    rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-    return masked & (rank < n_k[:, None])
-
-
-def decision_steps(trajectory: list[torch.Tensor], mask_id: int) -> torch.Tensor:
-    """For each position, the index of the first state in ``trajectory`` where it is no longer masked
-    (0 for positions given from the start, -1 if never revealed): the order in which a sampler decides."""
-    states = torch.stack([s.cpu() for s in trajectory])           # (S, B, L)
-    revealed = states != mask_id
-    first = revealed.float().argmax(0)
-    return torch.where(revealed.any(0), first, torch.full_like(first, -1))

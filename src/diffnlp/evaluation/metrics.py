@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_int, check_tensor
+from .._checks import check_int, check_tensor
 
 
 def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, num_projections: int = 512, seed: int = 0) -> float:
@@ -72,7 +72,7 @@ class DigitsJudge:
     def __init__(self, seed: int = 0):
         from sklearn.linear_model import LogisticRegression
 
-        from .data.digits import load_digits, to_pixels
+        from ..data.digits import load_digits, to_pixels
 
         x, y = load_digits("train", seed=seed)
         xt, yt = load_digits("test", seed=seed)
@@ -83,7 +83,7 @@ class DigitsJudge:
 
     def probabilities(self, images: torch.Tensor) -> np.ndarray:
         """Class probabilities (n, 10) for images in [-1, 1] shaped (n, 1, 8, 8) or (n, 64)."""
-        from .data.digits import to_pixels
+        from ..data.digits import to_pixels
 
         check_tensor("images", images, floating=True, ndim_min=1)
         if images.shape[0] == 0 or images[0].numel() != 64:
@@ -187,7 +187,7 @@ def story_report(grammar, samples, tokenizer=None, examples: int = 3) -> StoryRe
         samples = decode_stories(tokenizer, samples)
     if not isinstance(samples, (list, tuple)) or not samples:
         raise ValueError("samples must be a non-empty list of stories or an (N, L) tensor of ids")
-    from .data.stories import InvalidStory
+    from ..data.stories import InvalidStory
 
     reasons: Counter = Counter()
     nll, bad = [], []
@@ -209,7 +209,7 @@ ATTRIBUTES = ("name", "adjective", "object", "place", "feeling")
 
 def attribute_values(grammar, attribute: str) -> list[str]:
     """The values a story attribute can take, in a fixed order (the classes of a guidance classifier)."""
-    from ._checks import check_choice
+    from .._checks import check_choice
 
     check_choice("attribute", attribute, ATTRIBUTES)
     c = grammar.config
@@ -219,7 +219,7 @@ def attribute_values(grammar, attribute: str) -> list[str]:
 
 def story_attributes(grammar, stories, attribute: str) -> list[str | None]:
     """The value of ``attribute`` in each story, read from the grammar's parse (None for an invalid story)."""
-    from .data.stories import InvalidStory
+    from ..data.stories import InvalidStory
 
     attribute_values(grammar, attribute)
     out = []

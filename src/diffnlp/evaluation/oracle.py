@@ -17,8 +17,8 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_tensor
-from .gaussian import GaussianDiffusion
+from .._checks import check_tensor
+from ..processes.gaussian import GaussianDiffusion
 
 
 class GaussianMixtureDenoiser(nn.Module):
@@ -142,7 +142,7 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
     """
     import itertools
 
-    from ._checks import check_choice, check_int
+    from .._checks import check_choice, check_int
 
     check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
     num_steps = check_int("num_steps", num_steps, low=1)
@@ -241,7 +241,7 @@ class PositionClassifier(nn.Module):
 
     def __init__(self, oracle: EmbeddingPosteriorDenoiser, position: int):
         super().__init__()
-        from ._checks import check_int
+        from .._checks import check_int
 
         self.oracle = oracle
         self.position = check_int("position", position, 0, oracle.sequences.shape[1] - 1)

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 
 import torch
 
-from ._checks import check_float, check_int, check_tensor
-from .discrete import gumbel_noise
-from .nn import KVCache
+from .._checks import check_float, check_int, check_tensor
+from ..base import Estimate, Trajectory, model_device
+from ..models.transformer import KVCache
+from ..sampling.kernels import categorical
 
 
 def _check_ids(name: str, x) -> torch.Tensor:
@@ -58,22 +59,38 @@ class Autoregressive:
         logits = model(self.shift_right(x), torch.zeros(x.shape[0], device=x.device)).float()
         return -torch.log_softmax(logits, dim=-1).gather(-1, x[..., None])[..., 0].sum(-1)
 
-    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """The training loss per sequence: the exact NLL (``generator`` is unused: nothing is random)."""
         return self.nll(model, x0)
 
-    def sample(self, model, num_samples: int, length: int, temperature: float = 1.0,
-               generator: torch.Generator | None = None, use_cache: bool = True,
-               end_id: int | None = None) -> Iterator[torch.Tensor]:
-        """Generate left to right; yield the sequences after each new token, (B, i) for i = 1..length.
+    def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None, **_) -> Estimate:
+        """The exact NLL per sequence as an ``Estimate`` with stderr 0 (no bound is needed: the AR
+        factorisation is exact). Monte-Carlo options of the diffusion processes (``n_samples``) are ignored."""
+        return Estimate.exact(self.nll(model, x0).detach().cpu().double())
 
-        With ``use_cache`` each step feeds only the newest token and reuses the keys and values of the
+    sample_options = {
+        "temperature": "tokens drawn from softmax(log p / temperature); 0 is the argmax",
+        "kv_cache": "feed only the newest token and reuse the keys and values of the past (same tokens, faster)",
+        "end_id": "stop once every sequence has produced this token ([PAD] ends a story) and fill the rest with it",
+    }
+
+    def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
+               generator: torch.Generator | None = None, temperature: float = 1.0, kv_cache: bool = True,
+               end_id: int | None = None) -> Trajectory:
+        """Generate left to right, one token per network call; a ``Trajectory`` of every state (B, length):
+        the tokens generated so far, then ``start_id`` (nothing known yet) in the positions still to come.
+
+        ``num_steps`` must be None or ``length``: an autoregressive model takes one step per token.
+        With ``kv_cache`` each step feeds only the newest token and reuses the keys and values of the
         past (a ``KVCache``); without it each step recomputes the whole prefix. Both give the same tokens.
         ``end_id`` (e.g. [PAD]): generation stops as soon as every sequence has produced it (tokens are never
-        forced), and the last yield is then padded with it to (B, length), as block diffusion does.
+        forced), and the last state is then padded with it, as block diffusion does.
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
+        if num_steps is not None and check_int("num_steps", num_steps, low=1) != length:
+            raise ValueError(f"num_steps={num_steps}: an autoregressive model takes one step per token, so "
+                             f"num_steps must be None or length={length}")
         temperature = check_float("temperature", temperature, low=0.0, high=1e6)
         self._check_model(model)
         max_len = getattr(getattr(model, "config", None), "max_len", length)
@@ -81,35 +98,29 @@ class Autoregressive:
             raise ValueError(f"length={length} is longer than the model's max_len={max_len}")
         if end_id is not None:
             check_int("end_id", end_id, low=0)
-        return self._run(model, num_samples, length, temperature, generator, use_cache, end_id)
+        return Trajectory(lambda traj: self._run(traj, model, num_samples, length, temperature, generator, kv_cache,
+                                                 end_id))
 
-    @torch.no_grad()
-    def _run(self, model, B, length, temperature, generator, use_cache, end_id=None):
-        try:
-            dev = next(model.parameters()).device
-        except StopIteration:
-            dev = torch.device("cpu")
-        x = torch.full((B, 1), self.start_id, dtype=torch.long, device=dev)      # inputs read so far
-        cache = KVCache() if use_cache else None
+    def _run(self, traj, model, B, length, temperature, generator, kv_cache, end_id) -> Iterator[torch.Tensor]:
+        dev = model_device(model)
+        x = torch.full((B, 1 + length), self.start_id, dtype=torch.long, device=dev)    # start token, then x^1..x^L
+        cache = KVCache() if kv_cache else None
         t = torch.zeros(B, device=dev)
-        out = torch.empty(B, 0, dtype=torch.long, device=dev)
         ended = torch.zeros(B, dtype=torch.bool, device=dev)
+        yield x[:, 1:].clone()
         for i in range(length):
-            inputs = x[:, -1:] if use_cache else x                                 # the newest token, or all
+            inputs = x[:, i:i + 1] if kv_cache else x[:, :i + 1]                  # the newest token, or all
             logits = model(inputs, t, cache=cache)[:, -1].float()
-            if temperature == 0:
-                nxt = logits.argmax(-1)
-            else:
-                gumbel = gumbel_noise(logits.shape, generator)
-                nxt = (torch.log_softmax(logits, -1) / temperature + gumbel.to(dev)).argmax(-1)
+            traj.network_calls += 1
+            nxt = categorical(torch.log_softmax(logits, -1), generator, temperature)   # x^i ~ p(. | x^{<i})
+            x[:, i + 1] = nxt
             if end_id is not None:
                 ended |= nxt == end_id
-            out = torch.cat([out, nxt[:, None]], dim=1)
-            x = torch.cat([x, nxt[:, None]], dim=1)
-            if end_id is not None and bool(ended.all()) and i < length - 1:
-                yield torch.cat([out, torch.full((B, length - i - 1), end_id, dtype=torch.long, device=dev)], 1)
-                return
-            yield out.clone()
+                if bool(ended.all()) and i < length - 1:
+                    x[:, i + 2:] = end_id
+                    yield x[:, 1:].clone()
+                    return
+            yield x[:, 1:].clone()
 
 
 class BigramLM:

@@ -20,16 +20,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_float, check_int
-from .discrete import MaskedDiffusion, decision_steps
-from .plotting import CORAL, INK
-from .schedules import mask_alpha
+from ..._checks import check_choice, check_float, check_int
+from ...base import decision_steps
+from ...processes.masked import MaskedDiffusion
+from ...schedules import mask_alpha
+from ..plotting import CORAL, INK
 
 PROCESSES = ("mask", "uniform")
 MASK_BG, CLEAN_BG, NEW_BG = "#d9d9d9", "#e6eef8", "#ffe08a"
 
 
-def _chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "", strike: bool = False) -> str:
+def chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "", strike: bool = False) -> str:
     weight = "600" if bold else "400"
     deco = ";text-decoration:line-through" if strike else ""
     return (f'<span title="{html.escape(title)}" style="display:inline-block;margin:2px 2px;padding:1px 5px;'
@@ -57,7 +58,7 @@ class TextNoisingExplorer:
                  t: float = 0.5, seed: int = 0):
         import ipywidgets as W
 
-        from .data.stories import StoryGrammar
+        from ...data.stories import StoryGrammar
 
         self.grammar = grammar or StoryGrammar()
         self.tokenizer = self.grammar.tokenizer()
@@ -112,11 +113,11 @@ class TextNoisingExplorer:
         for orig, now in zip(self.ids, noised):
             word = self.tokenizer.vocab[now]
             if now == orig:
-                chips.append(_chip(word, CLEAN_BG, INK, title="clean"))
+                chips.append(chip(word, CLEAN_BG, INK, title="clean"))
             elif now == self.tokenizer.mask_id:
-                chips.append(_chip("[MASK]", MASK_BG, "#555", title=f"was {self.tokenizer.vocab[orig]!r}"))
+                chips.append(chip("[MASK]", MASK_BG, "#555", title=f"was {self.tokenizer.vocab[orig]!r}"))
             else:
-                chips.append(_chip(word, "#fbd3cb", CORAL, bold=True, title=f"was {self.tokenizer.vocab[orig]!r}"))
+                chips.append(chip(word, "#fbd3cb", CORAL, bold=True, title=f"was {self.tokenizer.vocab[orig]!r}"))
         return "<div style='line-height:2.0'>" + "".join(chips) + "</div>"
 
     def _update(self, started: float | None = None):
@@ -321,7 +322,7 @@ class UnmaskingPlayer:
             dark = bg not in (MASK_BG, NEW_BG, REMASKED_BG) and step < 0.55 * len(self.states)
             title = (f"position {pos}: remasked at step {i}" if bg == REMASKED_BG else
                      f"position {pos}, decided at step {step}")
-            chips.append(_chip(word, bg, "#fff" if dark else "#222", bold=bg == NEW_BG, title=title,
+            chips.append(chip(word, bg, "#fff" if dark else "#222", bold=bg == NEW_BG, title=title,
                                strike=bg == REMASKED_BG))
         done = int((self.states[i] != self.process.mask_id).sum())
         back = len(self.remasked(i))
@@ -333,7 +334,7 @@ class UnmaskingPlayer:
 
     def story(self) -> str:
         """The finished story, decoded (trailing [PAD] removed)."""
-        from .metrics import decode_stories
+        from ...evaluation.metrics import decode_stories
 
         return decode_stories(self.tokenizer, self.states[-1][None])[0]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from .autoregressive import Autoregressive
-from .discrete import MaskedDiffusion
-from .gaussian import sample_final
-from .metrics import DigitsJudge, story_report, swd_mean
-from .runtime import device as best_device
+from ..evaluation.metrics import DigitsJudge, story_report, swd_mean
+from ..processes.autoregressive import Autoregressive
+from ..processes.masked import MaskedDiffusion
+from ..runtime import device as best_device
+from ..training.recipes import GUIDANCE_TARGET
 
 RESULTS = Path("benchmarks/results")
 
@@ -42,7 +42,7 @@ def _write(name: str, result: dict, out: Path = RESULTS) -> Path:
 
 def bench_widgets(repeats: int = 40) -> dict:
     """Median slider-callback latency, figure draw and PNG encoding included."""
-    from .widgets import NoisingExplorer, TrajectoryPlayer
+    from ..course.widgets.points import NoisingExplorer, TrajectoryPlayer
 
     rows = {}
     for kind in ("points", "digits"):
@@ -61,8 +61,8 @@ def bench_widgets(repeats: int = 40) -> dict:
     for i in range(repeats):
         p.slider.value = (i * 37) % 101
     rows["TrajectoryPlayer(points, 2000) frame"] = p.latencies
-    from .recipes import load_pretrained
-    from .text_widgets import TextNoisingExplorer, UnmaskingPlayer
+    from ..course.widgets.text import TextNoisingExplorer, UnmaskingPlayer
+    from ..training.pretrained import load_pretrained
 
     t = TextNoisingExplorer()
     t.latencies.clear()
@@ -80,7 +80,7 @@ def bench_widgets(repeats: int = 40) -> dict:
                      "ancestral + remasking (ReMDM, eta = 0.1)"] * 2:
         u.strategy.value = strategy
     rows["UnmaskingPlayer new strategy (runs the sampler, 32 steps)"] = u.latencies
-    from .embedding_widgets import EmbeddingNoisingExplorer
+    from ..course.widgets.embedding import EmbeddingNoisingExplorer
 
     model, process, tok, _ = load_pretrained("stories-diffusion-lm")
     e = EmbeddingNoisingExplorer(model, process, tok)
@@ -104,8 +104,8 @@ def bench_points(recipes=("spiral", "moons", "ring"), n: int = 5000) -> dict:
 
 
 def _bench_cloud(recipe: str, n: int) -> dict:
-    from .data.toy2d import sample_points
-    from .recipes import RECIPES, train_recipe
+    from ..data.toy2d import sample_points
+    from ..training.recipes import RECIPES, train_recipe
 
     r = RECIPES[recipe]
     t0 = time.perf_counter()
@@ -120,7 +120,7 @@ def _bench_cloud(recipe: str, n: int) -> dict:
                                                              "timestep_spacing": "quadratic"}),
                       ("DDIM 1000 steps", {"method": "ddim"})]:
         t0 = time.perf_counter()
-        x = sample_final(diffusion.sample(model, (n, 2), generator=torch.Generator().manual_seed(1), **kw))
+        x = diffusion.sample(model, (n, 2), generator=torch.Generator().manual_seed(1), **kw).run()
         rows[label] = {"swd": swd_mean(x, test), "sample_s": time.perf_counter() - t0}
         rows[label]["ratio_to_floor"] = rows[label]["swd"] / floor
     ddpm = rows["DDPM 1000 steps"]["swd"]
@@ -133,7 +133,7 @@ def _bench_cloud(recipe: str, n: int) -> dict:
 
 def bench_digits(n: int = 1000) -> dict:
     """Train the lesson-02 digits recipe; judge n samples (DDPM 1000 and DDIM 100 steps)."""
-    from .recipes import RECIPES, train_recipe
+    from ..training.recipes import RECIPES, train_recipe
 
     t0 = time.perf_counter()
     model, diffusion, history = train_recipe("digits")
@@ -143,7 +143,7 @@ def bench_digits(n: int = 1000) -> dict:
     for label, kw in [("DDIM 100 steps", {"method": "ddim", "num_inference_steps": 100}),
                       ("DDPM 1000 steps", {"method": "ddpm"})]:
         t0 = time.perf_counter()
-        x = sample_final(diffusion.sample(model, (n, 1, 8, 8), generator=torch.Generator().manual_seed(0), **kw))
+        x = diffusion.sample(model, (n, 1, 8, 8), generator=torch.Generator().manual_seed(0), **kw).run()
         rep = judge.judge(x)
         rows[label] = {"sample_s": time.perf_counter() - t0, "confidence": rep.confidence,
                        "relative_confidence": rep.relative_confidence, "class_shares": rep.class_shares,
@@ -173,7 +173,7 @@ def bench_notebooks(notebooks_dir: str | Path = "notebooks") -> dict:
 
 
 def _lm_block(name, model, process, grammar, tok, test_ids, n: int, train_s: float | None) -> dict:
-    from . import lm_eval
+    from ..evaluation import lm_eval
 
     L = test_ids.shape[1]
     lik = lm_eval.likelihood(name, model, process, grammar, test_ids)
@@ -208,7 +208,8 @@ def bench_lm(n: int = 500, live_seconds: float = 90.0) -> dict:
     - "live": both trained from scratch for the same wall-clock budget (``live_seconds``) here.
     Likelihood on the 2,000 test stories; samples: ``n`` per configuration.
     """
-    from .recipes import load_pretrained, story_data, train_text_recipe
+    from ..training.pretrained import load_pretrained
+    from ..training.recipes import story_data, train_text_recipe
 
     grammar, tok, test_ids = story_data(split="test")
     out = {"entropy": grammar.entropy(), "length": test_ids.shape[1], "n_samples": n, "shipped": {}, "live": {}}
@@ -227,7 +228,6 @@ def bench_lm(n: int = 500, live_seconds: float = 90.0) -> dict:
     return out
 
 
-GUIDANCE_TARGET = ("place", "museum")      # the attribute value lesson 03 and the benchmark steer toward (3 %)
 GUIDANCE_SCALES = (0.0, 1.0, 4.0, 16.0, 64.0, 256.0)
 
 
@@ -236,10 +236,11 @@ def bench_embedding(n: int = 500, live_seconds: float = 90.0) -> dict:
     stories, samples at 50 and 200 DDPM steps with clamping off and on, plug-and-play guidance toward
     ``GUIDANCE_TARGET`` at ``GUIDANCE_SCALES``, infilling, speed, and a live model trained for
     ``live_seconds``. ``n`` samples per row."""
-    from . import lm_eval
-    from .embedding import ClassifierGuidance
-    from .metrics import control_report
-    from .recipes import load_guidance_classifier, load_pretrained, story_data, train_text_recipe
+    from ..evaluation import lm_eval
+    from ..evaluation.metrics import control_report
+    from ..sampling.guidance import ClassifierGuidance
+    from ..training.pretrained import load_guidance_classifier, load_pretrained
+    from ..training.recipes import story_data, train_text_recipe
 
     grammar, tok, test_ids = story_data(split="test")
     L = test_ids.shape[1]
@@ -308,10 +309,11 @@ def bench_frontier(n: int = 500) -> dict:
     - self-correction: MDLM with ReMDM remasking at equal steps (2n samples per row);
     - classifier-free guidance toward ``CFG_TARGET`` at ``CFG_SCALES``: control success and validity.
     Runs on ``diffnlp.device()`` (a CUDA GPU where there is one) and records it."""
-    from . import frontier, lm_eval
-    from .guidance import ClassifierFreeGuidance
-    from .metrics import control_report, non_decreasing_within_ci
-    from .recipes import load_pretrained, story_data
+    from ..evaluation import frontier, lm_eval
+    from ..evaluation.metrics import control_report, non_decreasing_within_ci
+    from ..sampling.guidance import ClassifierFreeGuidance
+    from ..training.pretrained import load_pretrained
+    from ..training.recipes import story_data
 
     dev = best_device()
     grammar, tok, test_ids = story_data(split="test")

@@ -8,15 +8,14 @@ Each recipe fits the lesson's CPU budget on a 2-core machine (measured by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
-from ._checks import check_choice
-from .gaussian import GaussianDiffusion
-from .nn import DigitsDenoiser, MLPDenoiser
-from .runtime import seed_everything
-from .train import fit
+from .._checks import check_choice
+from ..models.denoisers import DigitsDenoiser, MLPDenoiser
+from ..processes.gaussian import GaussianDiffusion
+from ..runtime import seed_everything
+from .fit import fit
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ TEXT_KINDS = ("mdlm", "ar", "diffusion-lm", "bd3", "sedd", "dfm", "uniform", "md
 
 def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
     """(grammar, tokenizer, ids): a split of the story grammar encoded as (N, length) token ids."""
-    from .data.stories import StoryGrammar
+    from ..data.stories import StoryGrammar
 
     grammar = StoryGrammar()
     tok = grammar.tokenizer()
@@ -136,7 +135,7 @@ def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
 
 def story_labels(grammar, tokenizer, ids: torch.Tensor, attribute: str) -> torch.Tensor:
     """The class of each story, (N,): the index of its ``attribute`` in ``metrics.attribute_values``."""
-    from .metrics import attribute_values, decode_stories, story_attributes
+    from ..evaluation.metrics import attribute_values, decode_stories, story_attributes
 
     values = attribute_values(grammar, attribute)
     found = story_attributes(grammar, decode_stories(tokenizer, ids), attribute)
@@ -148,34 +147,34 @@ def story_labels(grammar, tokenizer, ids: torch.Tensor, attribute: str) -> torch
 def build_text_model(recipe: TextRecipe, vocab_size: int):
     """The recipe's network and process: a Transformer with MaskedDiffusion ("mdlm") or Autoregressive
     (causal, "ar"), or an EmbeddingDenoiser with EmbeddingDiffusion ("diffusion-lm")."""
-    from .autoregressive import Autoregressive
-    from .data.text import MASK_ID
-    from .discrete import MaskedDiffusion
-    from .nn import Transformer
+    from ..data.tokenizers import MASK_ID
+    from ..models.transformer import Transformer
+    from ..processes.autoregressive import Autoregressive
+    from ..processes.masked import MaskedDiffusion
 
     check_choice("kind", recipe.kind, TEXT_KINDS)
     if recipe.kind == "bd3":
-        from .block_diffusion import BlockDiffusion
+        from ..processes.block import BlockDiffusion
 
         model = Transformer(vocab_size=vocab_size, max_len=recipe.length, **recipe.model)
         return model, BlockDiffusion(model.config.block_length, mask_id=MASK_ID)
     if recipe.kind == "diffusion-lm":
-        from .embedding import EmbeddingDiffusion
-        from .nn import EmbeddingDenoiser
+        from ..models.embedding import EmbeddingDenoiser
+        from ..processes.embedding import EmbeddingDiffusion
 
         model = EmbeddingDenoiser(vocab_size=vocab_size, max_len=recipe.length, **recipe.model)
         return model, EmbeddingDiffusion(model.config.num_train_timesteps, mask_id=MASK_ID)
     model = Transformer(vocab_size=vocab_size, max_len=recipe.length, causal=recipe.kind == "ar", **recipe.model)
     if recipe.kind == "sedd":
-        from .sedd import ScoreEntropy
+        from ..processes.sedd import ScoreEntropy
 
         return model, ScoreEntropy("loglinear", mask_id=MASK_ID)
     if recipe.kind == "dfm":
-        from .flow_matching import MaskedFlowMatching
+        from ..processes.flow_matching import MaskedFlowMatching
 
         return model, MaskedFlowMatching("linear", mask_id=MASK_ID)
     if recipe.kind == "uniform":
-        from .d3pm import D3PM
+        from ..processes.d3pm import D3PM
 
         return model, D3PM(vocab_size, recipe.timesteps, kind="uniform")
     process = MaskedDiffusion("loglinear", mask_id=MASK_ID) if recipe.kind != "ar" else Autoregressive(MASK_ID)
@@ -194,7 +193,7 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
         grammar, tok, data = story_data(r.length, r.stories)
         vocab = tok.vocab_size
     else:
-        from .data.stories import StoryGrammar
+        from ..data.stories import StoryGrammar
 
         grammar = StoryGrammar()
         tok = grammar.tokenizer()
@@ -224,43 +223,6 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
     return model, process, history
 
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-SHIPPED = ("stories-mdlm", "stories-ar", "stories-diffusion-lm", "stories-bd3", "stories-sedd", "stories-dfm",
-           "stories-uniform", "stories-mdlm-place")
-
-
-def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
-    """A text checkpoint records its vocabulary; it must be the tokenizer's, token for token."""
-    vocab = meta.get("vocab")
-    if vocab != tokenizer.vocab:
-        if vocab is None:
-            raise ValueError(f"{where} records no vocabulary, so its token ids cannot be trusted")
-        diff = next((i for i, (a, b) in enumerate(zip(vocab, tokenizer.vocab)) if a != b),
-                    min(len(vocab), len(tokenizer.vocab)))
-        raise ValueError(f"{where} was trained with a different vocabulary ({len(vocab)} tokens) than the "
-                         f"tokenizer's ({tokenizer.vocab_size}); they first differ at id {diff}")
-
-
-def load_pretrained(name: str, path: str | Path | None = None):
-    """A shipped text checkpoint: ``(model, process, tokenizer, meta)``. ``name`` is one of ``SHIPPED``
-    (made by ``python -m diffnlp train --recipe NAME``); ``path`` loads another file trained by that
-    recipe instead."""
-    from .data.stories import StoryGrammar
-    from .train import load_checkpoint
-
-    check_choice("name", name, SHIPPED)
-    model, meta = load_checkpoint(path or PRETRAINED_DIR / name)
-    tok = StoryGrammar().tokenizer()
-    where = f"checkpoint {str(path or PRETRAINED_DIR / name)!r}"
-    check_vocab(meta, tok, where)
-    recipe = TEXT_RECIPES[name]
-    expected, process = build_text_model(recipe, tok.vocab_size)
-    if type(model) is not type(expected) or model.config != expected.config:
-        raise ValueError(f"{where} holds a {type(model).__name__} {getattr(model, 'config', '')}, not the "
-                         f"{recipe.kind} model of recipe {name!r} ({expected.config})")
-    return model, process, tok, meta
-
-
 @dataclass(frozen=True)
 class GuidanceRecipe:
     """A classifier of noisy word vectors for plug-and-play guidance of a Diffusion-LM checkpoint: it reads
@@ -282,6 +244,7 @@ class GuidanceRecipe:
         return ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")
 
 
+GUIDANCE_TARGET = ("place", "museum")      # the attribute value lesson 03 and the benchmark steer toward (3 %)
 GUIDANCE_RECIPES = {
     "stories-diffusion-lm-place": GuidanceRecipe("stories-diffusion-lm-place"),
 }
@@ -293,12 +256,14 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
     import copy
     from dataclasses import replace
 
-    from .metrics import attribute_values
-    from .nn import NoisyClassifier
+    from ..evaluation.metrics import attribute_values
+    from ..models.embedding import NoisyClassifier
 
     check_choice("recipe", name, GUIDANCE_RECIPES)
     r = replace(GUIDANCE_RECIPES[name], **overrides)
     if model is None:
+        from .pretrained import load_pretrained
+
         model, process, _, _ = load_pretrained(r.base)
     else:
         model = copy.deepcopy(model)
@@ -309,7 +274,7 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
     seed_everything(r.seed)
     clf = NoisyClassifier(input_dim=model.config.embed_dim, num_classes=len(values), max_len=model.config.max_len,
                           num_train_timesteps=process.num_train_timesteps, **r.model)
-    from .runtime import device as best_device
+    from ..runtime import device as best_device
 
     dev = torch.device(device) if device is not None else best_device()
     model.requires_grad_(False).to(dev)
@@ -322,25 +287,13 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
     return clf, history
 
 
-def load_guidance_classifier(name: str, path: str | Path | None = None):
-    """A shipped guidance classifier: ``(classifier, meta)``; ``meta["values"]`` are its classes."""
-    from .train import load_checkpoint
-
-    check_choice("name", name, GUIDANCE_RECIPES)
-    clf, meta = load_checkpoint(path or PRETRAINED_DIR / name)
-    if type(clf).__name__ != "NoisyClassifier" or "values" not in meta:
-        raise ValueError(f"checkpoint {str(path or PRETRAINED_DIR / name)!r} is not a guidance classifier "
-                         f"(a NoisyClassifier with its attribute's values)")
-    return clf, meta
-
-
 def training_data(recipe: Recipe) -> torch.Tensor:
     """The recipe's training set: 20,000 points of the cloud, or the training digits."""
     if recipe.data == "digits":
-        from .data.digits import load_digits
+        from ..data.digits import load_digits
 
         return load_digits("train", seed=0)[0]
-    from .data.toy2d import sample_points
+    from ..data.toy2d import sample_points
 
     return sample_points(recipe.data, 20000, seed=0)
 

@@ -8,8 +8,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m diffnlp train --recipe NAME [--out PATH]`` or ``python -m diffnlp bench [NAME ...]``."""
+    from ..training.recipes import GUIDANCE_RECIPES, RECIPES, TEXT_RECIPES
     from .bench import BENCHES
-    from .recipes import GUIDANCE_RECIPES, RECIPES, TEXT_RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m diffnlp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -22,33 +22,33 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"which benchmarks (default: all): {', '.join(BENCHES)}")
     args = parser.parse_args(argv)
 
-    from .runtime import set_threads
+    from ..runtime import set_threads
 
     set_threads()
     if args.command == "train":
         import time
 
-        from .recipes import train_recipe
-        from .train import save_checkpoint
+        from ..training.checkpoints import save_checkpoint
+        from ..training.recipes import train_recipe
 
         t0 = time.perf_counter()
         if args.recipe in GUIDANCE_RECIPES:
-            from .data.stories import StoryGrammar
-            from .metrics import attribute_values
-            from .recipes import train_guidance_classifier
+            from ..data.stories import StoryGrammar
+            from ..evaluation.metrics import attribute_values
+            from ..training.recipes import train_guidance_classifier
 
             model, history = train_guidance_classifier(args.recipe)
             recipe = GUIDANCE_RECIPES[args.recipe]
             extra = {"attribute": recipe.attribute, "values": attribute_values(StoryGrammar(), recipe.attribute)}
         elif args.recipe in TEXT_RECIPES:
-            from .data.stories import StoryGrammar
-            from .recipes import train_text_recipe
+            from ..data.stories import StoryGrammar
+            from ..training.recipes import train_text_recipe
 
             model, _, history = train_text_recipe(args.recipe)
             recipe = TEXT_RECIPES[args.recipe]
             extra = {"vocab": StoryGrammar().tokenizer().vocab}
             if recipe.condition:
-                from .metrics import attribute_values
+                from ..evaluation.metrics import attribute_values
 
                 extra.update(attribute=recipe.condition, values=attribute_values(StoryGrammar(), recipe.condition))
             if recipe.half:

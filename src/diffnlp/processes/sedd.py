@@ -31,8 +31,11 @@ from collections.abc import Iterator
 
 import torch
 
-from ._checks import check_choice, check_int, check_tensor
-from .discrete import Estimate, MaskedDiffusion, _logits, _model_device, reveal_masked
+from .._checks import check_choice, check_int, check_tensor
+from ..base import Estimate, Trajectory, float_logits, model_device
+from ..sampling.kernels import ancestral_step
+from ..schedules import time_grid
+from .masked import MaskedDiffusion
 
 METHODS = ("tweedie", "euler")
 
@@ -60,7 +63,7 @@ class ScoreEntropy:
 
     def log_scores(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log s(z_t) = log r(t) + model output, (B, L, V); the [MASK] column is -inf."""
-        out = _logits(model, z_t, t)
+        out = float_logits(model, z_t, t)
         if out.shape[:2] != z_t.shape or out.shape[-1] <= self.mask_id:
             raise ValueError(f"the model returned shape {tuple(out.shape)}; expected ({z_t.shape[0]}, "
                              f"{z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
@@ -83,25 +86,25 @@ class ScoreEntropy:
         masked = z_t == self.mask_id
         return self.sigma(t) * torch.where(masked, term, torch.zeros_like(term)).sum(-1)
 
-    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None,
+    def loss(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
              t: torch.Tensor | None = None) -> torch.Tensor:
         """A one-sample estimate of the score-entropy loss per sequence (nats, an upper bound on -log p):
         t stratified over the batch, z_t from the masking process."""
-        x0 = self.masking._check_x0(x0)
-        t = self.masking.sample_t(x0.shape[0], generator) if t is None else self.masking._check_t(t, x0.shape[0])
+        x0 = self.masking.check_x0(x0)
+        t = self.masking.sample_t(x0.shape[0], generator) if t is None else self.masking.check_t(t, x0.shape[0])
         t = t.to(x0.device)
         z_t = self.masking.add_noise(x0, t, generator)
         return self.score_entropy(self.log_scores(model, z_t, t), z_t, x0, t)
 
     @torch.no_grad()
-    def nelbo(self, model, x0: torch.Tensor, n_samples: int = 32, generator: torch.Generator | None = None,
+    def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None, n_samples: int = 32,
               chunk: int = 2048) -> Estimate:
         """The score-entropy bound per sequence (nats) with its standard error: ``loss`` averaged over
         ``n_samples`` times t_j = 1 - ((u + j / n) mod 1), stratified over (0, 1]. It bounds -log p of the
         reverse process the scores define (SEDD's reported likelihood), as MDLM's ``nelbo`` does for MDLM.
         With ``eps`` > 0 the process stops at alpha(1) = eps instead of all-mask, so the bound leaves out the
         prior term of the eps tokens that survive (about eps x the nats per story: 0.02 for the stories)."""
-        x0 = self.masking._check_x0(x0)
+        x0 = self.masking.check_x0(x0)
         n = check_int("n_samples", n_samples, low=2)
         rows = max(1, chunk // n)
         means, errs = [], []
@@ -110,39 +113,55 @@ class ScoreEntropy:
             b = x.shape[0] // n
             u = torch.rand(b, 1, generator=generator, dtype=torch.float64)
             t = (1 - torch.remainder(u + torch.arange(n, dtype=torch.float64) / n, 1.0)).reshape(-1)
-            draws = self.loss(model, x, generator, t=t.float().clamp_min(1e-6)).reshape(b, n).double().cpu()
+            draws = self.loss(model, x, generator=generator, t=t.float().clamp_min(1e-6)).reshape(b, n).cpu().double()
             means.append(draws.mean(1))
             errs.append(draws.std(1) / math.sqrt(n))
         return Estimate(torch.cat(means), torch.cat(errs))
 
-    @torch.no_grad()
-    def sample(self, model, num_samples: int, length: int, num_steps: int, method: str = "tweedie",
-               generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-        """A generator of every state (B, L), all [MASK] first, over ``num_steps`` steps from t = 1 to 0;
-        the last step reveals every remaining mask from the normalised scores."""
-        check_int("num_samples", num_samples, low=1)
-        check_int("length", length, low=1)
-        check_int("num_steps", num_steps, low=1)
-        check_choice("method", method, METHODS)
-        return self._run(model, num_samples, length, num_steps, method, generator)
+    sample_options = {"method": "'tweedie' (exact for exact scores: MDLM's ancestral step) or 'euler' (first order)"}
 
-    def _run(self, model, B, L, K, method, generator):
-        dev = _model_device(model)
+    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+               generator: torch.Generator | None = None, method: str = "tweedie") -> Trajectory:
+        """A ``Trajectory`` of every state (B, L), all [MASK] first, over ``num_steps`` steps from t = 1 to 0;
+        the last step reveals every remaining mask from the normalised scores."""
+        num_samples = check_int("num_samples", num_samples, low=1)
+        length = check_int("length", length, low=1)
+        num_steps = check_int("num_steps", num_steps, low=1)
+        check_choice("method", method, METHODS)
+        return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, method, generator))
+
+    def step_probabilities(self, log_s: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                           method: str = "tweedie") -> tuple[torch.Tensor, torch.Tensor]:
+        """One step from t to s < t, from the log-scores (B, L, V) of a masked position: (log p(y | leave), p(leave)),
+
+            tweedie:  P(MASK -> y) = (alpha_s / alpha_t - 1) s_y          euler:  P(MASK -> y) = (t - s) sigma(t) s_y
+
+        so that the step is ``ancestral_step`` with p_reveal = sum_y P(MASK -> y) and tokens drawn in proportion."""
+        if method == "tweedie":
+            scale = self.masking.alpha(s) / self.masking.alpha(t) - 1                   # alpha_s / alpha_t - 1
+        else:
+            scale = (t - s) * self.sigma(t)                                              # dt sigma(t)
+        move = torch.exp(log_s) * scale[:, None, None].to(log_s.device, log_s.dtype)    # P(M -> y) for each y
+        p_move = move.sum(-1).clamp(max=1.0)                                             # P(leave the mask)
+        tiny = torch.finfo(move.dtype).tiny
+        logp = torch.log(move.clamp_min(tiny)) - torch.log(move.sum(-1, keepdim=True).clamp_min(tiny))
+        return logp, p_move
+
+    def _run(self, traj, model, B, L, K, method, generator) -> Iterator[torch.Tensor]:
+        dev = model_device(model)
         z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
+        grid = time_grid(K)
         yield z.clone()
         for k in range(K):
-            t = torch.full((B,), 1 - k / K, dtype=torch.float64)
-            s = torch.full((B,), 1 - (k + 1) / K, dtype=torch.float64)
-            log_s = self.log_scores(model, z, t.to(dev, torch.float32)).double()
-            if k == K - 1:                                     # the last step: every mask goes
+            t = torch.full((B,), grid[k].item(), dtype=torch.float64)
+            s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)
+            log_s = self.log_scores(model, z, t.to(dev, torch.float32))
+            traj.network_calls += 1
+            if dev.type == "cpu":
+                log_s = log_s.double()                          # float64 on the CPU only (exact small ratios)
+            if k == K - 1:                                      # the last step: every mask goes
                 logp, p_move = torch.log_softmax(log_s, -1), torch.ones(B, dtype=torch.float64)
             else:
-                if method == "tweedie":
-                    scale = self.masking.alpha(s) / self.masking.alpha(t) - 1   # alpha_s / alpha_t - 1
-                else:
-                    scale = (t - s) * self.sigma(t)                              # dt sigma(t)
-                move = torch.exp(log_s) * scale[:, None, None].to(log_s.device)  # P(M -> y) for each y
-                p_move = move.sum(-1).clamp(max=1.0)                             # P(leave the mask)
-                logp = torch.log(move.clamp_min(1e-300)) - torch.log(move.sum(-1, keepdim=True).clamp_min(1e-300))
-            z = reveal_masked(z, self.mask_id, logp, p_move, generator)
+                logp, p_move = self.step_probabilities(log_s, t.to(log_s.dtype), s.to(log_s.dtype), method)
+            z = ancestral_step(z, logp, p_move, self.mask_id, generator)
             yield z.clone()
