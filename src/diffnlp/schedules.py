@@ -75,26 +75,27 @@ def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
 MASK_SCHEDULES = ("loglinear", "cosine")
 
 
-def mask_alpha(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """alpha(t): "loglinear" is 1 - (1 - eps) t (MDLM: the noise -log alpha(t) is log-linear in t);
-    "cosine" is eps + (1 - eps) cos(pi t / 2) (clipped so that alpha(1) = eps, as the log-linear one)."""
+def mask_alpha(schedule: str, t: torch.Tensor, alpha_min: float = 1e-3) -> torch.Tensor:
+    """alpha(t): "loglinear" is 1 - (1 - alpha_min) t (MDLM: the noise -log alpha(t) is log-linear in t);
+    "cosine" is alpha_min + (1 - alpha_min) cos(pi t / 2) (clipped so that alpha(1) = alpha_min, as the
+    log-linear one)."""
     check_choice("schedule", schedule, MASK_SCHEDULES)
     if schedule == "loglinear":
-        return 1 - (1 - eps) * t
-    return eps + (1 - eps) * torch.cos(math.pi * t / 2)
+        return 1 - (1 - alpha_min) * t
+    return alpha_min + (1 - alpha_min) * torch.cos(math.pi * t / 2)
 
 
-def mask_alpha_derivative(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """alpha'(t): -(1 - eps) for "loglinear"; -(1 - eps) (pi / 2) sin(pi t / 2) for "cosine"."""
+def mask_alpha_derivative(schedule: str, t: torch.Tensor, alpha_min: float = 1e-3) -> torch.Tensor:
+    """alpha'(t): -(1 - alpha_min) for "loglinear"; -(1 - alpha_min) (pi / 2) sin(pi t / 2) for "cosine"."""
     check_choice("schedule", schedule, MASK_SCHEDULES)
     if schedule == "loglinear":
-        return torch.full_like(t, -(1 - eps))
-    return -(1 - eps) * (math.pi / 2) * torch.sin(math.pi * t / 2)
+        return torch.full_like(t, -(1 - alpha_min))
+    return -(1 - alpha_min) * (math.pi / 2) * torch.sin(math.pi * t / 2)
 
 
-def mask_loss_weight(schedule: str, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """w(t) = -alpha'(t) / (1 - alpha(t)); for "loglinear", (1 - eps) / ((1 - eps) t) = 1 / t."""
-    return -mask_alpha_derivative(schedule, t, eps) / (1 - mask_alpha(schedule, t, eps))
+def mask_loss_weight(schedule: str, t: torch.Tensor, alpha_min: float = 1e-3) -> torch.Tensor:
+    """w(t) = -alpha'(t) / (1 - alpha(t)); for "loglinear", (1 - alpha_min) / ((1 - alpha_min) t) = 1 / t."""
+    return -mask_alpha_derivative(schedule, t, alpha_min) / (1 - mask_alpha(schedule, t, alpha_min))
 
 
 def time_grid(num_steps: int) -> torch.Tensor:

@@ -185,10 +185,10 @@ def reference_mask_weights(length: int) -> torch.Tensor:
 
 
 def check_mask_weights(fn) -> Verdict:
-    """Exercise: the weight c_k of one mask of size k in the exact NELBO (eps = 0), for k = 1..L."""
+    """Exercise: the weight c_k of one mask of size k in the exact NELBO (alpha_min = 0), for k = 1..L."""
     from ..processes.masked import MaskedDiffusion
 
-    md = MaskedDiffusion("loglinear", mask_id=1, eps=0.0)
+    md = MaskedDiffusion("loglinear", mask_id=1, alpha_min=0.0)
     for L in (1, 3, 8):
         got, err = _call(fn, L)
         if err or got is None:

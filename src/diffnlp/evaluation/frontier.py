@@ -53,7 +53,7 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
         out["AR (KV cache)"] = (*ar, {"end_id": end_id}, "autoregressive")
     if mdlm is not None:
         for K in mdlm_steps:
-            out[f"MDLM ancestral K={K}"] = (*mdlm, {"num_steps": K, "cache": True}, "MDLM ancestral")
+            out[f"MDLM ancestral K={K}"] = (*mdlm, {"num_steps": K, "reuse_unchanged": True}, "MDLM ancestral")
         for K in mdlm_steps:
             out[f"MDLM confidence K={K}"] = (*mdlm, {"num_steps": K, "strategy": "confidence"}, "MDLM confidence")
     if bd3 is not None:
@@ -61,7 +61,7 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
         for strategy in bd3_strategies:
             for k in bd3_steps:
                 name = f"BD3 {'' if strategy == 'ancestral' else strategy + ' '}{k}/block (K={k * blocks})"
-                out[name] = (*bd3, {"num_steps": k, "cache": True, "end_id": end_id, "strategy": strategy},
+                out[name] = (*bd3, {"num_steps": k, "kv_cache": True, "end_id": end_id, "strategy": strategy},
                              f"block diffusion {strategy}")
     return out
 

@@ -19,6 +19,8 @@ from torch import nn
 
 from .._checks import check_tensor
 from ..processes.gaussian import GaussianDiffusion
+from ..sampling.kernels import top_k_reveal
+from ..schedules import time_grid
 
 
 class GaussianMixtureDenoiser(nn.Module):
@@ -152,15 +154,14 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
     if strategy in ("random", "confidence") and num_steps != L:
         raise ValueError(f"strategy={strategy!r} is computed for one token per step: num_steps must be L={L}")
     states = {(M,) * L: 1.0}
+    grid = time_grid(num_steps)                                  # the samplers' time grid, t_k = 1 - k / K
     for k in range(num_steps):
         post = oracle.posterior(torch.tensor(list(states), dtype=torch.long))        # (S, L, V)
         nxt: dict = {}
         for (state, ps), c in zip(states.items(), post.tolist()):
             masked = [i for i in range(L) if state[i] == M]
             if strategy == "ancestral":
-                t = torch.tensor(1 - k / num_steps, dtype=torch.float64)
-                s = torch.tensor(1 - (k + 1) / num_steps, dtype=torch.float64)
-                r = float(process.reveal_probability(t, s))
+                r = float(process.reveal_probability(grid[k], grid[k + 1]))
                 moves = []
                 for reveal in itertools.product((False, True), repeat=len(masked)):
                     chosen = [i for i, b in zip(masked, reveal) if b]
@@ -176,8 +177,11 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
                     if strategy == "random":
                         moves += [({i: v}, q / len(masked)) for i, v in zip(masked, vals)]
                     else:
-                        # the most probable drawn token; ties go to the leftmost position, as in the sampler
-                        j = max(range(len(masked)), key=lambda j: (c[masked[j]][vals[j]], -j))
+                        # the most probable drawn token, chosen by the sampler's own kernel (ties: leftmost)
+                        score = torch.tensor([[c[i][v] for i, v in zip(masked, vals)]], dtype=torch.float64)
+                        every = torch.ones_like(score, dtype=torch.bool)
+                        pick = top_k_reveal(score, every, torch.ones(1, dtype=torch.long))
+                        j = int(pick[0].nonzero()[0])
                         moves.append(({masked[j]: vals[j]}, q))
             for change, q in moves:
                 if q == 0:

@@ -114,7 +114,7 @@ class Transformer(nn.Module):
     - ``time_conditioning=True`` adds an embedding of t in [0, 1] to every position; without it ``t`` is
       ignored (masked diffusion does not need it: the number of masks already tells the time).
 
-    Called as ``model(z_t, t)`` (DESIGN.md's token-denoiser contract); ``cache`` (a ``KVCache``) makes
+    Called as ``model(z_t, t)`` (the token-denoiser contract, docs/architecture.md); ``cache`` (a ``KVCache``) makes
     causal decoding incremental; with ``num_classes > 0``, ``label`` (B,) conditions on a class, and
     ``label=None`` (or the value ``num_classes``) means "no label" (``guidance.Conditioned`` fixes one).
     """

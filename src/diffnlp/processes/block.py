@@ -35,9 +35,9 @@ from .masked import MaskedDiffusion
 class BlockDiffusion:
     """BD3-LM-style block diffusion over blocks of ``block_length`` tokens, MDLM (``schedule``) inside."""
 
-    def __init__(self, block_length: int = 8, schedule: str = "loglinear", mask_id: int = 1, eps: float = 1e-3):
+    def __init__(self, block_length: int = 8, schedule: str = "loglinear", mask_id: int = 1, alpha_min: float = 1e-3):
         self.block_length = check_int("block_length", block_length, low=1)
-        self.masking = MaskedDiffusion(schedule, mask_id, eps)
+        self.masking = MaskedDiffusion(schedule, mask_id, alpha_min)
         self.mask_id = self.masking.mask_id
 
     def __repr__(self) -> str:
@@ -140,7 +140,7 @@ class BlockDiffusion:
         "end_id": "stop after the first block in which every sequence holds this token ([PAD] ends a story)",
     }
 
-    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+    def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None, strategy: str = "ancestral", kv_cache: bool = True,
                end_id: int | None = None) -> Trajectory:
         """A ``Trajectory`` of every state (B, L), block by block, ``num_steps`` steps *per block*: MDLM's
@@ -156,7 +156,7 @@ class BlockDiffusion:
         story: [PAD]) and fill the rest with it."""
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
-        num_steps = check_int("num_steps", num_steps, low=1)
+        num_steps = check_int("num_steps", self.block_length if num_steps is None else num_steps, low=1)
         self._check_model(model, length)
         check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
         if strategy != "ancestral" and num_steps > self.block_length:
@@ -194,7 +194,7 @@ class BlockDiffusion:
                         block = random_order_step(block, x, masked, n_k, generator)
                 z[:, b * n:(b + 1) * n] = block
                 yield z.clone()
-            if kv is not None:
+            if kv is not None and (b + 1) * n < L:
                 model(block, torch.ones(B, device=dev), cache=kv)              # commit the finished block
                 traj.network_calls += 1
             if end_id is not None and bool((block == end_id).any(1).all()) and (b + 1) * n < L:

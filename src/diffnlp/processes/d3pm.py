@@ -29,7 +29,7 @@ With p~ the true p(x0 | x_t) this is the true q(x_{t-1} | x_t), so the chain rep
 the data never contain the mask.
 
 Matrices are precomputed in float64. Results computed from token ids alone are float64 (float32
-on Apple's mps, which has no float64); results computed from probabilities or logits keep their
+on any other device than the CPU: ``runtime.accum_dtype``); results computed from probabilities or logits keep their
 dtype. Sampling draws its uniforms on the CPU with ``generator``, so a seed gives the same draw
 on every device.
 """
@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_choice, check_float, check_int, check_tensor
+from ..base import Estimate, Trajectory, model_device
+from ..runtime import accum_dtype
 
 KINDS = ("uniform", "absorbing")
 COSINE_S = 0.008  # the offset s of the cosine schedule (Nichol & Dhariwal 2021; D3PM)
@@ -55,10 +57,6 @@ def categorical_kl(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return (q * (q.clamp_min(tiny).log() - p.clamp_min(tiny).log())).sum(-1)
 
 
-def _float_dtype(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 def _categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One draw per row of ``probs`` (..., K) by the inverse CDF:
 
@@ -66,7 +64,7 @@ def _categorical(probs: torch.Tensor, generator: torch.Generator | None = None) 
 
     so state k is chosen with probability probs_k / total (and never when probs_k = 0).
     """
-    dtype = _float_dtype(probs.device)
+    dtype = accum_dtype(probs.device)
     cdf = probs.to(dtype).cumsum(-1)
     u = torch.rand(probs.shape[:-1], generator=generator, dtype=torch.float64).to(probs.device, dtype)
     x = (cdf <= u.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
@@ -201,7 +199,7 @@ class D3PM:
         """q(x_t | x_0) = row x_0 of Qbar_t, as probabilities (..., K); x0 ids (B, ...), t in 0..T."""
         x0 = self._ids("x0", x0)
         t = self._steps(t, x0.shape[0], low=0)
-        Q_bar_t = self.Q_bar_stack[t].to(x0.device, _float_dtype(x0.device))
+        Q_bar_t = self.Q_bar_stack[t].to(x0.device, accum_dtype(x0.device))
         return _rows(Q_bar_t, x0)
 
     def add_noise(self, x0: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -246,7 +244,7 @@ class D3PM:
             raise ValueError(f"x0 must be ids shaped like x_t {tuple(x_t.shape)} or probabilities "
                              f"{(*x_t.shape, self.vocab_size)}, got {tuple(x0.shape)}")
         t = self._steps(t, x_t.shape[0])
-        return self._mix(x_t, F.one_hot(x0, self.vocab_size).to(_float_dtype(x_t.device)), t)
+        return self._mix(x_t, F.one_hot(x0, self.vocab_size).to(accum_dtype(x_t.device)), t)
 
     def reverse_probs(self, x_t: torch.Tensor, x0_probs: torch.Tensor, t, name: str = "x0_probs") -> torch.Tensor:
         """The x0-parameterised reverse step p(x_{t-1} | x_t) = sum_{x0} q(x_{t-1} | x_t, x0) p~(x0 | x_t).
@@ -285,20 +283,23 @@ class D3PM:
         return self._check_logits("model output", model(x_t, t_float), x_t)
 
     # ----------------------------------------------------------------- sampling
-    def sample(self, model, num_samples: int, length: int, generator: torch.Generator | None = None,
-               device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
-        """A generator of (num_samples, length) LongTensors: x_T from the prior (all mask for
-        "absorbing", uniform ids for "uniform"), then every x_{t-1} down to x_0 (the last yield):
-        T + 1 yields. The arguments are checked here, at the call."""
+    sample_options = {"device": "where to sample (default: the model's device)"}
+
+    def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
+               generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Trajectory:
+        """A ``Trajectory`` of (num_samples, length) LongTensors: x_T from the prior (all mask for
+        "absorbing", uniform ids for "uniform"), then every x_{t-1} down to x_0 (the last state):
+        T + 1 states. ``num_steps`` must be None or T: D3PM's reverse chain has its T integer steps.
+        The arguments are checked here, at the call."""
         n = check_int("num_samples", num_samples, low=1)
         L = check_int("length", length, low=1)
-        if device is None:
-            params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
-            device = params[0].device if params else torch.device("cpu")
-        return self._reverse(model, n, L, generator, torch.device(device))
+        if num_steps is not None and check_int("num_steps", num_steps, low=1) != self.num_timesteps:
+            raise ValueError(f"num_steps={num_steps}: D3PM samples with its T={self.num_timesteps} steps "
+                             "(give None or T)")
+        device = model_device(model) if device is None else torch.device(device)
+        return Trajectory(lambda traj: self._reverse(traj, model, n, L, generator, device))
 
-    @torch.no_grad()
-    def _reverse(self, model, n: int, L: int, generator, device) -> Iterator[torch.Tensor]:
+    def _reverse(self, traj, model, n: int, L: int, generator, device) -> Iterator[torch.Tensor]:
         if self.mask_id is not None:
             x = torch.full((n, L), self.mask_id, dtype=torch.long)
         else:
@@ -308,6 +309,7 @@ class D3PM:
         for t in range(self.num_timesteps, 0, -1):
             t_batch = torch.full((n,), t, dtype=torch.long)
             x = self.step(self._denoise(model, x, t_batch), x, t_batch, generator)
+            traj.network_calls += 1
             yield x
 
     # ----------------------------------------------------------------- losses
@@ -335,7 +337,7 @@ class D3PM:
         ce = -log_p0.gather(-1, x0.unsqueeze(-1)).squeeze(-1).sum(-1)
         return {"vb": vb, "ce": ce, "t": t, "x_t": x_t}
 
-    def loss(self, model, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """D3PM's hybrid loss per sequence (B,): L = vb + hybrid_lambda * ce at one t ~ U{1..T}.
 
         T * E_t[vb] + prior_kl(x0) is the NELBO, so the vb part is an unbiased estimate of
@@ -351,16 +353,25 @@ class D3PM:
         return categorical_kl(q_T, self.prior().to(q_T.device, q_T.dtype)).sum(-1)
 
     @torch.no_grad()
-    def nelbo(self, model, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The negative ELBO in nats per sequence (B,), a Monte-Carlo estimate (one x_t per step):
+    def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
+              n_samples: int | None = None) -> Estimate:
+        """The negative ELBO in nats per sequence, a Monte-Carlo estimate with its standard error:
 
             NELBO(x_0) = L_T + sum_{t=1}^{T} E_{x_t ~ q(x_t | x_0)} L_{t-1}(x_t) >= -log p_theta(x_0)
-        """
+                       = L_T + T E_{t ~ U{1..T}} E_{x_t} L_{t-1}(x_t),
+
+        with ``n_samples`` draws of (t, x_t) per sequence, t stratified over 1..T (default T draws: each
+        step about once). ``nelbo_exact`` computes it exactly for a per-position model."""
         x0 = self._data(x0)
-        total = self.prior_kl(x0)
-        for t in range(1, self.num_timesteps + 1):
-            total = total + self.loss_terms(model, x0, t=t, generator=generator)["vb"].to(total.dtype)
-        return total
+        T, B = self.num_timesteps, x0.shape[0]
+        n = T if n_samples is None else check_int("n_samples", n_samples, low=2)
+        offset = torch.rand(B, generator=generator, dtype=torch.float64)
+        draws = torch.zeros(B, n, dtype=torch.float64)
+        for j in range(n):
+            t = 1 + ((offset + j) / n * T).long().clamp(max=T - 1)                     # stratum j of 1..T
+            draws[:, j] = T * self.loss_terms(model, x0, t=t, generator=generator)["vb"].cpu().double()
+        prior = self.prior_kl(x0).cpu().double()
+        return Estimate(prior + draws.mean(1), draws.std(1) / n ** 0.5)
 
     @torch.no_grad()
     def nelbo_exact(self, model, x0: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .._checks import check_choice, check_float, check_int, check_tensor
-from ..base import Estimate, model_device
+from ..base import Estimate, Trajectory, model_device
 from ..sampling.guidance import ClassifierGuidance
 from .gaussian import METHODS, GaussianDiffusion, gaussian_kl
 
@@ -156,7 +156,7 @@ class EmbeddingDiffusion:
         rounding = rounding_nll(model, x0, ids).mean(1)                   # -log p(w | x_0), logit -||x_0 - EMB(v)||^2
         return LossTerms(mse, prior, rounding)
 
-    def loss(self, model, ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, model, ids: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """mse + prior + rounding, per sequence (batch,)."""
         return self.loss_terms(model, ids, generator).total
 
@@ -220,8 +220,8 @@ class EmbeddingDiffusion:
                                       generator)[1].mean()) for t in timesteps]
 
     @torch.no_grad()
-    def nelbo(self, model, ids: torch.Tensor, n_samples: int = 16, exact_steps: int = 50,
-              generator: torch.Generator | None = None) -> Estimate:
+    def nelbo(self, model, ids: torch.Tensor, *, generator: torch.Generator | None = None, n_samples: int = 16,
+              exact_steps: int = 50) -> Estimate:
         """A Monte-Carlo upper bound on -log p(w) in nats per sequence: the Gaussian analogue of the NELBO.
 
         The model's p(w) = int p(w | x_0) p_theta(x_0) dx_0, with p_theta(x_0) the reverse chain whose last
@@ -257,11 +257,21 @@ class EmbeddingDiffusion:
         return Estimate(head + draws.mean(1), draws.std(1) / n_samples ** 0.5)
 
     # ----------------------------------------------------------------- sampling
-    def sample(self, model, num_samples: int, length: int, num_inference_steps: int = 200,
-               method: str = "ddpm", eta: float = 0.0, clamp: bool = False, fixed: torch.Tensor | None = None,
-               guidance: ClassifierGuidance | None = None, generator: torch.Generator | None = None,
-               timestep_spacing: str = "leading") -> Iterator[torch.Tensor]:
-        """A generator of every x_t (B, L, d), x_T first; ``round_to_words`` of the last is the sample.
+    sample_options = {
+        "clamp": "snap the predicted x_0 to the nearest word vectors before each step (the clamping trick)",
+        "fixed": "ids (L,) or (B, L), [MASK] where the model writes: the other words are kept (infilling)",
+        "guidance": "a ClassifierGuidance applied after every step (plug-and-play control)",
+        "method": "'ddpm' or 'ddim'",
+        "eta": "DDIM's noise scale: 0 deterministic, 1 as much noise as DDPM",
+        "timestep_spacing": "how the inference timesteps are chosen: 'leading', 'trailing' or 'quadratic'",
+    }
+
+    def sample(self, model, num_samples: int, length: int, num_steps: int = 200, *,
+               generator: torch.Generator | None = None, method: str = "ddpm", eta: float = 0.0, clamp: bool = False,
+               fixed: torch.Tensor | None = None, guidance: ClassifierGuidance | None = None,
+               timestep_spacing: str = "leading") -> Trajectory:
+        """A ``Trajectory`` of every x_t (B, L, d), x_T first, in ``num_steps`` reverse steps;
+        ``round_to_words`` of the last state is the sample (token ids).
 
         - ``clamp``: snap the predicted x_0 to the nearest word vectors before each step;
         - ``fixed``: ids (L,) or (B, L), [MASK] (``mask_id``) where the model writes: the other positions
@@ -272,7 +282,7 @@ class EmbeddingDiffusion:
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
         T = self.num_train_timesteps
-        num_inference_steps = check_int("num_inference_steps", num_inference_steps, low=1, high=T)
+        num_steps = check_int("num_steps", num_steps, low=1, high=T)
         check_choice("method", method, METHODS)
         check_float("eta", eta, 0.0, 1.0)
         if not isinstance(clamp, bool):
@@ -289,9 +299,10 @@ class EmbeddingDiffusion:
             known = fixed != self.mask_id
             fixed = torch.where(known, fixed, torch.zeros_like(fixed))
             known = (known, self.embed(model, fixed))
-        timesteps = self.gaussian.inference_timesteps(num_inference_steps, timestep_spacing).tolist()
+        timesteps = self.gaussian.inference_timesteps(num_steps, timestep_spacing).tolist()
         shape = (num_samples, length, emb.shape[1])
-        return self._reverse(model, shape, timesteps, method, eta, clamp, known, guidance, generator)
+        return Trajectory(lambda traj: self._reverse(traj, model, shape, timesteps, method, eta, clamp, known,
+                                                     guidance, generator))
 
     def _impose(self, x: torch.Tensor, known, timestep: int, generator) -> torch.Tensor:
         """Infilling: put the known positions back at EMB(w) noised to ``timestep`` (clean below 0)."""
@@ -304,19 +315,20 @@ class EmbeddingDiffusion:
             e = self.gaussian.add_noise(e, torch.randn(e.shape, generator=generator).to(e.device), t)
         return torch.where(mask, e.to(x.dtype), x)
 
-    def _reverse(self, model, shape, timesteps, method, eta, clamp, known, guidance, generator):
+    def _reverse(self, traj, model, shape, timesteps, method, eta, clamp, known, guidance,
+                 generator) -> Iterator[torch.Tensor]:
         dev = model_device(model)
         table = torch.cat([torch.ones(1), self.gaussian.alphas_cumprod])  # abar_{-1} = 1, then abar_t
         x = torch.randn(shape, generator=generator).to(dev)
         x = self._impose(x, known, timesteps[0], generator)
         yield x
         for t, s in zip(timesteps, timesteps[1:] + [-1]):
-            with torch.no_grad():
-                x0_hat = model(x, torch.full((shape[0],), t, dtype=torch.long, device=dev))   # f(x_t, t)
-                if clamp:
-                    x0_hat = clamp_to_words(model, x0_hat)                # the clamping trick
-                noise = torch.randn(shape, generator=generator).to(dev)
-                x = self.gaussian.step(x0_hat, t, x, s, method=method, eta=eta, noise=noise)
+            x0_hat = model(x, torch.full((shape[0],), t, dtype=torch.long, device=dev))       # f(x_t, t)
+            traj.network_calls += 1
+            if clamp:
+                x0_hat = clamp_to_words(model, x0_hat)                    # the clamping trick
+            noise = torch.randn(shape, generator=generator).to(dev)
+            x = self.gaussian.step(x0_hat, t, x, s, method=method, eta=eta, noise=noise)
             if guidance is not None:
                 x = guidance.apply(x, s, float(table[s + 1]))
             x = self._impose(x, known, s, generator)
@@ -338,22 +350,3 @@ class EmbeddingDiffusion:
             out["noisy"].append(float((round_to_words(model, x_t / abar ** 0.5) == ids).float().mean()))
             out["model"].append(float((round_to_words(model, model(x_t, tt.to(dev))) == ids).float().mean()))
         return out
-
-    def generate(self, model, num_samples: int, length: int, batch_size: int = 250, seed: int = 0,
-                 **kwargs) -> torch.Tensor:
-        """Token ids (num_samples, length): ``sample`` in batches, then nearest-neighbour rounding."""
-        num_samples = check_int("num_samples", num_samples, low=1)
-        batch_size = check_int("batch_size", batch_size, low=1)
-        if "generator" in kwargs:
-            raise TypeError("generate draws from its own generator: pass seed=..., not generator=")
-        gen = torch.Generator().manual_seed(check_int("seed", seed))
-        fixed = kwargs.pop("fixed", None)
-        if fixed is not None:
-            check_tensor("fixed", fixed, floating=False)
-        out = []
-        for i in range(0, num_samples, batch_size):
-            b = min(batch_size, num_samples - i)
-            f = fixed if fixed is None or fixed.ndim == 1 else fixed[i:i + b]
-            *_, x = self.sample(model, b, length, fixed=f, generator=gen, **kwargs)
-            out.append(round_to_words(model, x).cpu())
-        return torch.cat(out)

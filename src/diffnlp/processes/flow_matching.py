@@ -38,7 +38,7 @@ class MaskedFlowMatching:
 
     def __init__(self, scheduler: str = "linear", mask_id: int = 1):
         self.scheduler = check_choice("scheduler", scheduler, SCHEDULERS)
-        self.masking = MaskedDiffusion("loglinear", mask_id, eps=0.0)
+        self.masking = MaskedDiffusion("loglinear", mask_id, alpha_min=0.0)
         self.mask_id = self.masking.mask_id
 
     def __repr__(self) -> str:
@@ -81,12 +81,12 @@ class MaskedFlowMatching:
 
     sample_options: dict[str, str] = {}
 
-    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+    def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None) -> Trajectory:
         """Euler steps of size h = 1 / num_steps from t = 0 (all [MASK]) to t = 1; a ``Trajectory`` of every state."""
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
-        num_steps = check_int("num_steps", num_steps, low=1)
+        num_steps = check_int("num_steps", length if num_steps is None else num_steps, low=1)
         return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, generator))
 
     def _run(self, traj, model, B, L, K, generator) -> Iterator[torch.Tensor]:

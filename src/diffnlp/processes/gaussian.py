@@ -196,7 +196,7 @@ class GaussianDiffusion:
         return lam
 
     # ----------------------------------------------------------------- training
-    def loss(self, model: nn.Module, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, model: nn.Module, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """The simple loss L = E_{t, eps} || model(x_t, t) - target ||^2 (mean over elements).
 
         With prediction_type="epsilon" this is Ho et al.'s L_simple: the ELBO with its

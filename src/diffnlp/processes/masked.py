@@ -43,26 +43,26 @@ STRATEGIES = ("ancestral", "confidence", "random")
 class MaskedDiffusion:
     """Masked (absorbing-state) diffusion over tokens in continuous time.
 
-    ``schedule``: "loglinear" (alpha(t) = 1 - (1 - eps) t) or "cosine"; ``mask_id``: the id of
-    ``[MASK]``; ``eps``: alpha(1), the tiny chance that a token survives to t = 1.
+    ``schedule``: "loglinear" (alpha(t) = 1 - (1 - alpha_min) t) or "cosine"; ``mask_id``: the id of
+    ``[MASK]``; ``alpha_min``: alpha(1), the tiny chance that a token survives to t = 1.
     """
 
-    def __init__(self, schedule: str = "loglinear", mask_id: int = 1, eps: float = 1e-3):
+    def __init__(self, schedule: str = "loglinear", mask_id: int = 1, alpha_min: float = 1e-3):
         self.schedule = check_choice("schedule", schedule, MASK_SCHEDULES)
         self.mask_id = check_int("mask_id", mask_id, low=0)
-        self.eps = check_float("eps", eps, 0.0, 0.5)
+        self.alpha_min = check_float("alpha_min", alpha_min, 0.0, 0.5)
 
     def __repr__(self) -> str:
-        return f"MaskedDiffusion(schedule={self.schedule!r}, mask_id={self.mask_id}, eps={self.eps})"
+        return f"MaskedDiffusion(schedule={self.schedule!r}, mask_id={self.mask_id}, alpha_min={self.alpha_min})"
 
     # ------------------------------------------------------------------ the forward process
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         """alpha(t): the probability that a token is still clean at time t."""
-        return mask_alpha(self.schedule, t, self.eps)
+        return mask_alpha(self.schedule, t, self.alpha_min)
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
         """w(t) = -alpha'(t) / (1 - alpha(t)) (= 1/t for "loglinear")."""
-        return mask_loss_weight(self.schedule, t, self.eps)
+        return mask_loss_weight(self.schedule, t, self.alpha_min)
 
     def check_t(self, t, batch: int) -> torch.Tensor:
         check_tensor("t", t, floating=True)
@@ -152,7 +152,7 @@ class MaskedDiffusion:
               chunk: int = 2048) -> Estimate:
         """Monte-Carlo NELBO per sequence (nats) with its standard error, from ``n_samples`` draws each.
 
-        It estimates the full continuous-time NELBO (eps = 0, where no schedule matters; see
+        It estimates the full continuous-time NELBO (alpha_min = 0, where no schedule matters; see
         ``exact_nelbo``), an upper bound on -log p_theta(x). Since the C(L, k) masks of size k weigh
         1/k in all, the NELBO is L E_k E_M[(1/k) sum_{i in M} -log p_theta(x^i | x outside M)] with
         k uniform on 1..L (stratified over the draws) and M a uniform mask of k positions: the same
@@ -229,7 +229,7 @@ class MaskedDiffusion:
 
             NELBO(x) = sum_M c_|M| sum_{i in M} -log p_theta(x^i | x outside M).
 
-        With eps = 0 (alpha(1) = 0) c_k = (k-1)! (L-k)! / L!, and with exact conditionals this is
+        With alpha_min = 0 (alpha(1) = 0) c_k = (k-1)! (L-k)! / L!, and with exact conditionals this is
         -log p(x) (the average over orders of autoregressive factorisations).
         """
         x0 = self.check_x0(x0)
@@ -264,7 +264,7 @@ class MaskedDiffusion:
         "remask": "eta of ReMDM's self-correction ('cap' schedule; ancestral only): decided tokens may go back",
     }
 
-    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+    def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None, strategy: str = "ancestral", block_length: int | None = None,
                fixed: torch.Tensor | None = None, temperature: float = 1.0, reuse_unchanged: bool = False,
                remask: float = 0.0) -> Trajectory:
@@ -293,7 +293,7 @@ class MaskedDiffusion:
         """
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
-        num_steps = check_int("num_steps", num_steps, low=1)
+        num_steps = check_int("num_steps", length if num_steps is None else num_steps, low=1)
         check_choice("strategy", strategy, STRATEGIES)
         temperature = check_float("temperature", temperature, low=0.0, high=1e6)
         max_len = getattr(getattr(model, "config", None), "max_len", length)

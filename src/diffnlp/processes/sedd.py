@@ -41,15 +41,15 @@ METHODS = ("tweedie", "euler")
 
 
 class ScoreEntropy:
-    """SEDD on the absorbing graph, sharing ``MaskedDiffusion``'s forward process (``schedule``, ``eps``)."""
+    """SEDD on the absorbing graph, sharing ``MaskedDiffusion``'s forward process (``schedule``, ``alpha_min``)."""
 
-    def __init__(self, schedule: str = "loglinear", mask_id: int = 1, eps: float = 1e-3):
-        self.masking = MaskedDiffusion(schedule, mask_id, eps)
+    def __init__(self, schedule: str = "loglinear", mask_id: int = 1, alpha_min: float = 1e-3):
+        self.masking = MaskedDiffusion(schedule, mask_id, alpha_min)
         self.mask_id = self.masking.mask_id
 
     def __repr__(self) -> str:
         m = self.masking
-        return f"ScoreEntropy(schedule={m.schedule!r}, mask_id={m.mask_id}, eps={m.eps})"
+        return f"ScoreEntropy(schedule={m.schedule!r}, mask_id={m.mask_id}, alpha_min={m.alpha_min})"
 
     def ratio(self, t: torch.Tensor) -> torch.Tensor:
         """r(t) = alpha / (1 - alpha): the score of the clean token when the denoiser is certain."""
@@ -102,8 +102,9 @@ class ScoreEntropy:
         """The score-entropy bound per sequence (nats) with its standard error: ``loss`` averaged over
         ``n_samples`` times t_j = 1 - ((u + j / n) mod 1), stratified over (0, 1]. It bounds -log p of the
         reverse process the scores define (SEDD's reported likelihood), as MDLM's ``nelbo`` does for MDLM.
-        With ``eps`` > 0 the process stops at alpha(1) = eps instead of all-mask, so the bound leaves out the
-        prior term of the eps tokens that survive (about eps x the nats per story: 0.02 for the stories)."""
+        With ``alpha_min`` > 0 the process stops at alpha(1) = alpha_min instead of all-mask, so the bound leaves
+        out the prior term of the alpha_min tokens that survive (about alpha_min x the nats per story: 0.02 for
+        the stories)."""
         x0 = self.masking.check_x0(x0)
         n = check_int("n_samples", n_samples, low=2)
         rows = max(1, chunk // n)
@@ -120,13 +121,13 @@ class ScoreEntropy:
 
     sample_options = {"method": "'tweedie' (exact for exact scores: MDLM's ancestral step) or 'euler' (first order)"}
 
-    def sample(self, model, num_samples: int, length: int, num_steps: int, *,
+    def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None, method: str = "tweedie") -> Trajectory:
         """A ``Trajectory`` of every state (B, L), all [MASK] first, over ``num_steps`` steps from t = 1 to 0;
         the last step reveals every remaining mask from the normalised scores."""
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
-        num_steps = check_int("num_steps", num_steps, low=1)
+        num_steps = check_int("num_steps", length if num_steps is None else num_steps, low=1)
         check_choice("method", method, METHODS)
         return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, method, generator))
 

@@ -6,7 +6,8 @@ p(x^i | z_t, c) and p(x^i | z_t). Guidance with scale w mixes them in log space:
     log p_w(x^i | z_t, c) = log_softmax( (1 - w) log p(x^i | z_t) + w log p(x^i | z_t, c) ),
 
 so w = 0 is unconditional, w = 1 conditional, and w > 1 sharpens toward c, in effect multiplying by
-p(c | x)^(w - 1) (DESIGN.md's scale convention). Control success is judged on the samples, by the grammar.
+p(c | x)^(w - 1) (the course's scale convention, docs/notation.md). Control success is judged on the
+samples, by the grammar.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from .._checks import check_float, check_int
+from ..runtime import accum_dtype
 
 LOG_FLOOR = -1e9      # impossible tokens: a finite floor, so (1 - w)(-inf) never meets w(-inf)
 
@@ -55,12 +57,13 @@ class ClassifierFreeGuidance(nn.Module):
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         w = self.scale
+        dtype = accum_dtype(z_t.device)                # float64 on the CPU, float32 on a GPU (one device rule)
         if w == 0.0:                                   # the endpoints call one network only
-            return torch.log_softmax(self.unconditional(z_t, t).double(), -1)
-        cond = torch.log_softmax(self.conditional(z_t, t).double(), -1).clamp_min(LOG_FLOOR)
+            return torch.log_softmax(self.unconditional(z_t, t).to(dtype), -1)
+        cond = torch.log_softmax(self.conditional(z_t, t).to(dtype), -1).clamp_min(LOG_FLOOR)
         if w == 1.0:
             return cond
-        uncond = torch.log_softmax(self.unconditional(z_t, t).double(), -1).clamp_min(LOG_FLOOR)
+        uncond = torch.log_softmax(self.unconditional(z_t, t).to(dtype), -1).clamp_min(LOG_FLOOR)
         return torch.log_softmax((1 - w) * uncond + w * cond, -1)
 
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._checks import check_choice
+from ..models.embedding import NoisyClassifier
 from .checkpoints import load_checkpoint
 from .recipes import GUIDANCE_RECIPES, TEXT_RECIPES, build_text_model
 
@@ -50,7 +51,7 @@ def load_guidance_classifier(name: str, path: str | Path | None = None):
 
     check_choice("name", name, GUIDANCE_RECIPES)
     clf, meta = load_checkpoint(path or PRETRAINED_DIR / name)
-    if type(clf).__name__ != "NoisyClassifier" or "values" not in meta:
+    if not isinstance(clf, NoisyClassifier) or "values" not in meta:
         raise ValueError(f"checkpoint {str(path or PRETRAINED_DIR / name)!r} is not a guidance classifier "
                          f"(a NoisyClassifier with its attribute's values)")
     return clf, meta

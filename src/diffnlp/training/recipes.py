@@ -16,6 +16,7 @@ from ..models.denoisers import DigitsDenoiser, MLPDenoiser
 from ..processes.gaussian import GaussianDiffusion
 from ..runtime import seed_everything
 from .fit import fit
+from .kinds import KINDS, batch_loss
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class TextRecipe:
     timesteps: int = 32              # "uniform" only: D3PM's number of integer steps T
     condition: str | None = None     # "mdlm-cond" only: the story attribute the model is conditioned on
     p_uncond: float = 0.1            # "mdlm-cond" only: how often the label is dropped ("no label")
-    half: bool = False               # ship the weights in float16 (DESIGN.md: where the metrics hold)
+    half: bool = False               # ship the weights in float16 (where the metrics hold: a test recomputes them)
 
     def describe(self) -> str:
         d = asdict(self)
@@ -120,7 +121,6 @@ TEXT_RECIPES["stories-uniform"] = TextRecipe(                                   
 TEXT_RECIPES["stories-mdlm-place"] = TextRecipe(
     "stories-mdlm-place", "mdlm-cond", model={"d_model": 128, "n_layers": 4, "n_heads": 4, "num_classes": 16},
     condition="place", **{**FRONTIER, "max_seconds": 780.0})
-TEXT_KINDS = ("mdlm", "ar", "diffusion-lm", "bd3", "sedd", "dfm", "uniform", "mdlm-cond")
 
 
 def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
@@ -145,40 +145,11 @@ def story_labels(grammar, tokenizer, ids: torch.Tensor, attribute: str) -> torch
 
 
 def build_text_model(recipe: TextRecipe, vocab_size: int):
-    """The recipe's network and process: a Transformer with MaskedDiffusion ("mdlm") or Autoregressive
-    (causal, "ar"), or an EmbeddingDenoiser with EmbeddingDiffusion ("diffusion-lm")."""
-    from ..data.tokenizers import MASK_ID
-    from ..models.transformer import Transformer
-    from ..processes.autoregressive import Autoregressive
-    from ..processes.masked import MaskedDiffusion
-
-    check_choice("kind", recipe.kind, TEXT_KINDS)
-    if recipe.kind == "bd3":
-        from ..processes.block import BlockDiffusion
-
-        model = Transformer(vocab_size=vocab_size, max_len=recipe.length, **recipe.model)
-        return model, BlockDiffusion(model.config.block_length, mask_id=MASK_ID)
-    if recipe.kind == "diffusion-lm":
-        from ..models.embedding import EmbeddingDenoiser
-        from ..processes.embedding import EmbeddingDiffusion
-
-        model = EmbeddingDenoiser(vocab_size=vocab_size, max_len=recipe.length, **recipe.model)
-        return model, EmbeddingDiffusion(model.config.num_train_timesteps, mask_id=MASK_ID)
-    model = Transformer(vocab_size=vocab_size, max_len=recipe.length, causal=recipe.kind == "ar", **recipe.model)
-    if recipe.kind == "sedd":
-        from ..processes.sedd import ScoreEntropy
-
-        return model, ScoreEntropy("loglinear", mask_id=MASK_ID)
-    if recipe.kind == "dfm":
-        from ..processes.flow_matching import MaskedFlowMatching
-
-        return model, MaskedFlowMatching("linear", mask_id=MASK_ID)
-    if recipe.kind == "uniform":
-        from ..processes.d3pm import D3PM
-
-        return model, D3PM(vocab_size, recipe.timesteps, kind="uniform")
-    process = MaskedDiffusion("loglinear", mask_id=MASK_ID) if recipe.kind != "ar" else Autoregressive(MASK_ID)
-    return model, process
+    """The recipe's untrained network and its process, from the registry ``kinds.KINDS``."""
+    check_choice("kind", recipe.kind, KINDS)
+    kind = KINDS[recipe.kind]
+    model = kind.network(recipe, vocab_size)
+    return model, kind.process(recipe, model)
 
 
 def train_text_recipe(name: str, progress: bool = True, device=None, data: torch.Tensor | None = None,
@@ -198,25 +169,11 @@ def train_text_recipe(name: str, progress: bool = True, device=None, data: torch
         grammar = StoryGrammar()
         tok = grammar.tokenizer()
         vocab = tok.vocab_size
-    if r.kind == "mdlm-cond":                     # the label rides along as the last column
+    if KINDS[r.kind].labelled:                    # the label rides along as the last column
         data = torch.cat([data, story_labels(grammar, tok, data, r.condition)[:, None]], 1)
     seed_everything(r.seed)
     model, process = build_text_model(r, vocab)
-    if r.kind in ("mdlm", "bd3"):
-        def loss(m, x, g):
-            return process.loss(m, x, generator=g, weighting=r.weighting).mean()
-    elif r.kind == "mdlm-cond":
-        def loss(m, x, g):
-            ids, label = x[:, :-1], x[:, -1]
-            drop = torch.rand(len(x), generator=g).to(x.device) < r.p_uncond    # "no label" = num_classes
-            label = torch.where(drop, torch.full_like(label, m.config.num_classes), label)
-            return process.loss(lambda z, t: m(z, t, label=label), ids, generator=g, weighting=r.weighting).mean()
-    elif r.kind == "diffusion-lm":
-        def loss(m, x, g):
-            return process.loss(m, x, generator=g).mean()
-    else:
-        def loss(m, x, g):
-            return process.loss(m, x).mean()
+    loss = batch_loss(KINDS[r.kind], process, r)
     history = fit(model, loss, data, steps=r.steps, batch_size=r.batch_size, lr=r.lr, warmup=r.warmup,
                   ema_decay=r.ema_decay, seed=r.seed, progress=progress, device=device, desc=f"{name}",
                   max_seconds=r.max_seconds, grad_clip=r.grad_clip)

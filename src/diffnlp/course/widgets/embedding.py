@@ -29,7 +29,7 @@ BLUE = "#3b6ea8"
 
 def pca_2d(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean and the top-2 principal directions (d, 2) of a set of vectors (N, d)."""
-    v = vectors.detach().double()
+    v = vectors.detach().cpu().double()
     mean = v.mean(0)
     _, _, vt = torch.linalg.svd(v - mean, full_matrices=False)
     return mean, vt[:2].T
@@ -114,7 +114,7 @@ class EmbeddingNoisingExplorer(PNGWidget):
     # ----------------------------------------------------------------- the computation
     def project(self, x: torch.Tensor) -> np.ndarray:
         """Coordinates on the vocabulary's two principal directions: (..., d) -> (..., 2)."""
-        return ((x.detach().double().cpu() - self.mean) @ self.axes).numpy()
+        return ((x.detach().cpu().double() - self.mean) @ self.axes).numpy()
 
     def _set_text(self, text: str):
         ids = self.tokenizer.encode(text)
