@@ -32,10 +32,21 @@ def test_cached_and_uncached_logits_agree():
 
 def test_cached_and_uncached_sampling_give_the_same_tokens():
     model, ar = _causal(), Autoregressive(start_id=1)
-    a = list(ar.sample(model, 4, 16, generator=torch.Generator().manual_seed(0), use_cache=True))
-    b = list(ar.sample(model, 4, 16, generator=torch.Generator().manual_seed(0), use_cache=False))
-    assert len(a) == 16 and a[-1].shape == (4, 16)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    a = ar.sample(model, 4, 16, generator=torch.Generator().manual_seed(0), kv_cache=True)
+    b = ar.sample(model, 4, 16, generator=torch.Generator().manual_seed(0), kv_cache=False)
+    a, b = list(a), list(b)
+    assert len(a) == 17 and all(s.shape == (4, 16) for s in a)         # the all-unknown start, then one per token
+    assert (a[0] == 1).all() and (a[5][:, 5:] == 1).all()
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_sampling_counts_one_network_call_per_token():
+    model, ar = _causal(), Autoregressive(start_id=1)
+    traj = ar.sample(model, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    traj.run()
+    assert traj.network_calls == 16
+    with pytest.raises(ValueError, match="num_steps=8"):
+        ar.sample(model, 2, 16, 8)
 
 
 def test_causal_model_does_not_look_ahead():

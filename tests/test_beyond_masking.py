@@ -12,7 +12,7 @@ from diffnlp.evaluation.oracle import TokenPosteriorDenoiser
 from diffnlp.processes.flow_matching import MaskedFlowMatching
 from diffnlp.processes.masked import MaskedDiffusion
 from diffnlp.processes.sedd import ScoreEntropy
-from diffnlp.sampling.kernels import reveal_masked
+from diffnlp.sampling.kernels import ancestral_step
 
 MASK, V = 3, 4                       # 3 tokens and [MASK] = 3
 
@@ -103,9 +103,9 @@ def test_flow_matching_euler_with_the_exact_denoiser_reproduces_p(tiny, schedule
 
 def test_flow_matching_is_mdlm_read_backwards():
     """Linear kappa: the Euler jump probability h / (1 - t) is MDLM's ancestral reveal probability from
-    time 1 - t to 1 - t - h (eps = 0), and kappa'(t) / (1 - kappa(t)) is MDLM's weight w(1 - t)."""
+    time 1 - t to 1 - t - h (alpha_min = 0), and kappa'(t) / (1 - kappa(t)) is MDLM's weight w(1 - t)."""
     fm = MaskedFlowMatching("linear", mask_id=MASK)
-    md = MaskedDiffusion("loglinear", mask_id=MASK, eps=0.0)
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=0.0)
     t = torch.linspace(0.0, 0.9, 10, dtype=torch.float64)
     h = 0.05
     assert torch.allclose(fm.kappa_rate(t) * h, md.reveal_probability(1 - t, 1 - t - h), atol=1e-12)
@@ -118,17 +118,17 @@ def test_flow_matching_loss_is_the_masked_cross_entropy(tiny):
     fm = MaskedFlowMatching("linear", mask_id=MASK)
     x1 = seqs[:8]
     t = torch.full((8,), 0.3, dtype=torch.float64)
-    loss = fm.loss(oracle, x1, torch.Generator().manual_seed(5), t=t)
+    loss = fm.loss(oracle, x1, generator=torch.Generator().manual_seed(5), t=t)
     x_t = fm.noisy(x1, t, torch.Generator().manual_seed(5))
     nll = -oracle(x_t).gather(-1, x1[..., None])[..., 0]
     assert torch.allclose(loss, torch.where(x_t == MASK, nll, torch.zeros_like(nll)).sum(-1))
 
 
-def test_reveal_masked_keeps_clean_tokens():
+def test_ancestral_step_keeps_clean_tokens():
     z = torch.tensor([[0, MASK, 2, MASK]])
     logp = torch.log(torch.full((1, 4, V), 1.0 / 3)).index_fill(-1, torch.tensor([MASK]), -math.inf)
-    assert torch.equal(reveal_masked(z, MASK, logp, torch.zeros(1)), z)
-    out = reveal_masked(z, MASK, logp, torch.ones(1), torch.Generator().manual_seed(0))
+    assert torch.equal(ancestral_step(z, logp, torch.zeros(1), MASK), z)
+    out = ancestral_step(z, logp, torch.ones(1), MASK, torch.Generator().manual_seed(0))
     assert (out != MASK).all() and out[0, 0] == 0 and out[0, 2] == 2
 
 
@@ -195,7 +195,7 @@ def test_sedd_nelbo_of_the_exact_scores_is_the_mdlm_nelbo(tiny):
     """With exact scores the score-entropy integrand is MDLM's, so the stratified bound estimates the
     same number as MDLM's exact NELBO (= -log p for the exact denoiser), within 4 standard errors."""
     seqs, p, oracle = tiny
-    sedd = ScoreEntropy("loglinear", mask_id=MASK, eps=0.0)
+    sedd = ScoreEntropy("loglinear", mask_id=MASK, alpha_min=0.0)
     x0 = seqs[[0, 13, 26]]
     est = sedd.nelbo(oracle, x0, n_samples=4000, generator=torch.Generator().manual_seed(3))
     exact = -torch.log(p[[0, 13, 26]])

@@ -74,7 +74,7 @@ def test_block_sampling_with_exact_conditionals_reproduces_p():
     seqs, p, oracle = _tiny_block_oracle()
     bd = BlockDiffusion(block_length=2, mask_id=MASK)
     n = 30000
-    *_, x = bd.sample(oracle, n, 4, 2, cache=False, strategy="random", generator=torch.Generator().manual_seed(5))
+    *_, x = bd.sample(oracle, n, 4, 2, kv_cache=False, strategy="random", generator=torch.Generator().manual_seed(5))
     idx = ((x * torch.tensor([27, 9, 3, 1])).sum(1))
     counts = torch.bincount(idx, minlength=81).double()
     assert stats.chisquare(counts.numpy(), (p * n).numpy()).pvalue > 1e-3
@@ -97,10 +97,11 @@ class _EndsAtOnce(torch.nn.Module):
 
 def test_variable_length_generation_stops_at_the_end():
     bd = BlockDiffusion(block_length=4, mask_id=MASK)
-    states = list(bd.sample(_EndsAtOnce(), 3, 12, 4, cache=False, end_id=0, generator=torch.Generator().manual_seed(0)))
+    states = list(bd.sample(_EndsAtOnce(), 3, 12, 4, kv_cache=False, end_id=0,
+                            generator=torch.Generator().manual_seed(0)))
     assert len(states) == 1 + 4 + 1                  # the start, 4 steps of block 0, then the end is filled in
     assert (states[-1] == 0).all()
-    full = list(bd.sample(_EndsAtOnce(), 3, 12, 4, cache=False, generator=torch.Generator().manual_seed(0)))
+    full = list(bd.sample(_EndsAtOnce(), 3, 12, 4, kv_cache=False, generator=torch.Generator().manual_seed(0)))
     assert len(full) == 1 + 3 * 4                    # without end_id every block is generated
 
 
@@ -108,14 +109,14 @@ def test_block_loss_trains_and_checks_its_inputs():
     m = _model()
     bd = BlockDiffusion(block_length=4, mask_id=MASK)
     x = torch.randint(4, 10, (6, 12), generator=torch.Generator().manual_seed(6))
-    loss = bd.loss(m.train(), x, torch.Generator().manual_seed(7))
+    loss = bd.loss(m.train(), x, generator=torch.Generator().manual_seed(7))
     assert loss.shape == (6,) and torch.isfinite(loss).all()
     loss.mean().backward()
     assert m.embed.weight.grad is not None
     with pytest.raises(ValueError, match="block_length=8"):
         BlockDiffusion(block_length=8, mask_id=MASK).loss(m, x)
-    with pytest.raises(ValueError, match="num_steps must be block_length=4"):
-        bd.sample(m, 2, 12, 3, strategy="random")
+    with pytest.raises(ValueError, match="most block_length=4, got 5"):
+        bd.sample(m, 2, 12, 5, strategy="random")
     with pytest.raises(ValueError, match="exclude each other"):
         Transformer(vocab_size=10, max_len=8, causal=True, block_length=4)
 
@@ -143,7 +144,7 @@ def test_shipped_block_diffusion_headline_metrics():
     grammar, _, test = story_data(split="test")
     est = process.nelbo(model, test[:300], n_samples=8, generator=torch.Generator().manual_seed(0))
     assert float(est.mean.mean()) - grammar.entropy() < 0.3
-    runs = [list(process.sample(model, 300, 32, 8, cache=c, end_id=tok.pad_id,
+    runs = [list(process.sample(model, 300, 32, 8, kv_cache=c, end_id=tok.pad_id,
                                 generator=torch.Generator().manual_seed(1)))[-1] for c in (True, False)]
     assert float((runs[0] == runs[1]).all(1).float().mean()) > 0.98
     rep = story_report(grammar, runs[0], tok)
@@ -162,11 +163,11 @@ def test_confidence_inside_one_block_is_llada_confidence():
     want = sampler_distribution(oracle, MaskedDiffusion("loglinear", mask_id=MASK), "confidence", 4)
     n = 30000
     *_, x = BlockDiffusion(block_length=4, mask_id=MASK).sample(
-        oracle, n, 4, 4, cache=False, strategy="confidence", generator=torch.Generator().manual_seed(6))
+        oracle, n, 4, 4, kv_cache=False, strategy="confidence", generator=torch.Generator().manual_seed(6))
     counts = torch.bincount((x * torch.tensor([27, 9, 3, 1])).sum(1), minlength=81).double()
     keep = want > 0
     assert counts[~keep].sum() == 0
     assert stats.chisquare(counts[keep].numpy(), (want[keep] / want[keep].sum() * n).numpy()).pvalue > 1e-3
     assert (want - p).abs().sum() > 0.05                 # and it is biased: not the data distribution
     with pytest.raises(ValueError, match="at most block_length=4"):
-        BlockDiffusion(block_length=4, mask_id=MASK).sample(oracle, 2, 4, 5, cache=False, strategy="confidence")
+        BlockDiffusion(block_length=4, mask_id=MASK).sample(oracle, 2, 4, 5, kv_cache=False, strategy="confidence")

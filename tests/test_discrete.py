@@ -138,7 +138,7 @@ def test_oracle_posterior_matches_brute_force():
 
 # ------------------------------------------------------------------ the NELBO
 def test_exact_nelbo_equals_minus_log_p_with_exact_denoiser():
-    md = MaskedDiffusion("loglinear", mask_id=MASK, eps=0.0)
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=0.0)
     x = torch.tensor(SEQS)
     got = md.exact_nelbo(ORACLE, x)
     assert torch.allclose(got, -P.log(), atol=1e-9, rtol=0)
@@ -146,7 +146,7 @@ def test_exact_nelbo_equals_minus_log_p_with_exact_denoiser():
 
 def test_exact_nelbo_is_an_upper_bound_for_a_wrong_denoiser():
     wrong = TokenPosteriorDenoiser(SEQS, _joint(seed=7), vocab_size=V + 1, mask_id=MASK)
-    md = MaskedDiffusion("loglinear", mask_id=MASK, eps=0.0)
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=0.0)
     nelbo = md.exact_nelbo(wrong, torch.tensor(SEQS))
     # E_p[NELBO] >= H(p), with equality only for the exact denoiser
     assert float((P * nelbo).sum()) > entropy(P) + 1e-3
@@ -155,7 +155,7 @@ def test_exact_nelbo_is_an_upper_bound_for_a_wrong_denoiser():
 @pytest.mark.parametrize("wrong", [False, True])
 def test_monte_carlo_nelbo_agrees_with_exact_within_its_standard_error(wrong):
     model = TokenPosteriorDenoiser(SEQS, _joint(seed=7), V + 1, MASK) if wrong else ORACLE
-    md = MaskedDiffusion("loglinear", mask_id=MASK, eps=0.0)
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=0.0)
     x = torch.tensor(SEQS)
     exact = md.exact_nelbo(model, x)
     est = md.nelbo(model, x, n_samples=60, generator=torch.Generator().manual_seed(0))
@@ -164,10 +164,10 @@ def test_monte_carlo_nelbo_agrees_with_exact_within_its_standard_error(wrong):
     assert (z.abs() < 1).float().mean() >= 0.6          # about 68 % within one standard error (or more)
 
 
-@pytest.mark.parametrize("schedule,eps", [("loglinear", 0.0), ("loglinear", 1e-3), ("cosine", 1e-3)])
-def test_the_training_loss_averages_to_the_exact_nelbo(schedule, eps):
-    # loss() draws t and weighs by w(t) = -alpha'/(1 - alpha): its mean is the NELBO of the same schedule and eps
-    md = MaskedDiffusion(schedule, mask_id=MASK, eps=eps)
+@pytest.mark.parametrize("schedule,alpha_min", [("loglinear", 0.0), ("loglinear", 1e-3), ("cosine", 1e-3)])
+def test_the_training_loss_averages_to_the_exact_nelbo(schedule, alpha_min):
+    # loss() draws t and weighs by w(t) = -alpha'/(1 - alpha): its mean is the NELBO of the same schedule and alpha_min
+    md = MaskedDiffusion(schedule, mask_id=MASK, alpha_min=alpha_min)
     x = torch.tensor(SEQS[:4]).repeat(4000, 1)           # interleaved, so each sequence's t spread over (0, 1]
     draws = md.loss(ORACLE, x, generator=torch.Generator().manual_seed(1)).reshape(4000, 4).T
     exact = md.exact_nelbo(ORACLE, torch.tensor(SEQS[:4]))
@@ -177,8 +177,8 @@ def test_the_training_loss_averages_to_the_exact_nelbo(schedule, eps):
 
 def test_nelbo_does_not_depend_on_the_schedule_when_eps_is_zero():
     x = torch.tensor(SEQS[:5])
-    a = MaskedDiffusion("loglinear", mask_id=MASK, eps=0.0).exact_nelbo(ORACLE, x)
-    b = MaskedDiffusion("cosine", mask_id=MASK, eps=0.0).exact_nelbo(ORACLE, x)
+    a = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=0.0).exact_nelbo(ORACLE, x)
+    b = MaskedDiffusion("cosine", mask_id=MASK, alpha_min=0.0).exact_nelbo(ORACLE, x)
     assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -193,7 +193,7 @@ def test_loss_weight_matches_finite_differences(schedule):
 
 def test_loglinear_weight_is_one_over_t():
     t = torch.linspace(0.01, 1, 50, dtype=torch.float64)
-    assert torch.allclose(MaskedDiffusion("loglinear", 3, eps=1e-3).weight(t), 1 / t, rtol=1e-12)
+    assert torch.allclose(MaskedDiffusion("loglinear", 3, alpha_min=1e-3).weight(t), 1 / t, rtol=1e-12)
 
 
 def test_add_noise_masks_at_rate_one_minus_alpha():
@@ -315,7 +315,7 @@ def test_cached_sampler_is_bitwise_equal_and_saves_calls():
     md = MaskedDiffusion("loglinear", mask_id=1)
     for batch in (1, 2, 4):
         plain = md.sample(model, batch, 8, 32, generator=torch.Generator().manual_seed(batch))
-        cached = md.sample(model, batch, 8, 32, generator=torch.Generator().manual_seed(batch), cache=True)
+        cached = md.sample(model, batch, 8, 32, generator=torch.Generator().manual_seed(batch), reuse_unchanged=True)
         for a, b in zip(plain, cached, strict=True):
             assert torch.equal(a, b)
         assert cached.network_calls + cached.calls_saved == plain.network_calls == 32

@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
+from diffnlp.evaluation import lm_eval
 from diffnlp.evaluation.oracle import EmbeddingPosteriorDenoiser, PositionClassifier
 from diffnlp.models.embedding import EmbeddingDenoiser
 from diffnlp.processes.embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, rounding_logits
@@ -115,7 +116,7 @@ def test_clamping_returns_exact_word_vectors():
 
 def test_clamped_sampling_ends_on_word_vectors():
     process, oracle, _, _ = _tiny(50)
-    *_, x = process.sample(oracle, 64, L, num_inference_steps=10, clamp=True,
+    *_, x = process.sample(oracle, 64, L, num_steps=10, clamp=True,
                            generator=torch.Generator().manual_seed(0))
     E = oracle.embedding.weight
     assert ((x[..., None, :] - E).abs().amax(-1) < 1e-6).any(-1).all()
@@ -143,7 +144,7 @@ def test_exact_denoiser_is_the_posterior_weighted_mean():
 def test_ddpm_with_the_exact_denoiser_reproduces_the_distribution():
     process, oracle, _, p = _tiny(200)
     n = 6000
-    ids = process.generate(oracle, n, L, num_inference_steps=200, batch_size=n, seed=0)
+    ids = lm_eval.generate(oracle, process, n, L, num_steps=200, batch_size=n, seed=0)
     counts = _histogram(ids)
     chi2 = stats.chisquare(counts.numpy(), (p * n).numpy())
     assert chi2.pvalue > 1e-3, (counts / n, p)
@@ -156,8 +157,8 @@ def test_clamping_is_not_an_exact_sampler():
     locked in. The unclamped sampler at the same steps stays within sampling noise."""
     process, oracle, _, p = _tiny(200)
     n = 6000
-    free = _histogram(process.generate(oracle, n, L, num_inference_steps=200, batch_size=n, seed=1))
-    clamped = _histogram(process.generate(oracle, n, L, num_inference_steps=200, clamp=True, batch_size=n, seed=1))
+    free = _histogram(lm_eval.generate(oracle, process, n, L, num_steps=200, batch_size=n, seed=1))
+    clamped = _histogram(lm_eval.generate(oracle, process, n, L, num_steps=200, clamp=True, batch_size=n, seed=1))
     tv_free, tv_clamped = _tv(free, p), _tv(clamped, p)
     assert stats.chisquare(clamped.numpy(), (p * n).numpy()).pvalue < 1e-6
     assert tv_clamped > 3 * tv_free and tv_clamped > 0.05
@@ -173,7 +174,7 @@ def test_infilling_keeps_the_known_words_and_is_exact_for_independent_positions(
     prod = (p1[:, None] * p2[None]).reshape(-1)
     indep = EmbeddingPosteriorDenoiser(process.gaussian, oracle.embedding.weight, seqs, prod, process.sigma_0)
     n = 4000
-    ids = process.generate(indep, n, L, num_inference_steps=200, fixed=torch.tensor([2, MASK]), batch_size=n, seed=2)
+    ids = lm_eval.generate(indep, process, n, L, num_steps=200, fixed=torch.tensor([2, MASK]), batch_size=n, seed=2)
     assert (ids[:, 0] == 2).all()
     counts = torch.bincount(ids[:, 1], minlength=V).double()
     assert stats.chisquare(counts.numpy(), (p2 * n).numpy()).pvalue > 1e-3
@@ -184,7 +185,7 @@ def test_infilling_is_approximate_for_correlated_positions():
     the true conditional p(w_2 | w_1 = a) by far more than sampling noise (lesson 03 shows the numbers)."""
     process, oracle, _, p = _tiny(200)
     a, n = 0, 4000
-    ids = process.generate(oracle, n, L, num_inference_steps=200, fixed=torch.tensor([a, MASK]), batch_size=n, seed=2)
+    ids = lm_eval.generate(oracle, process, n, L, num_steps=200, fixed=torch.tensor([a, MASK]), batch_size=n, seed=2)
     assert (ids[:, 0] == a).all()
     cond = p.view(V, V)[a] / p.view(V, V)[a].sum()
     counts = torch.bincount(ids[:, 1], minlength=V).double()
@@ -200,8 +201,8 @@ def test_guidance_raises_the_target_rate():
     target = int(first.argmin())
     clf = PositionClassifier(oracle, 0)
     n = 2000
-    base = process.generate(oracle, n, L, num_inference_steps=100, batch_size=n, seed=3)
-    guided = process.generate(oracle, n, L, num_inference_steps=100, batch_size=n, seed=3,
+    base = lm_eval.generate(oracle, process, n, L, num_steps=100, batch_size=n, seed=3)
+    guided = lm_eval.generate(oracle, process, n, L, num_steps=100, batch_size=n, seed=3,
                               guidance=ClassifierGuidance(clf, target, scale=3.0))
     r0, r1 = float((base[:, 0] == target).float().mean()), float((guided[:, 0] == target).float().mean())
     assert abs(r0 - float(first[target])) < 0.04
@@ -283,7 +284,7 @@ def test_bad_inputs_raise_clear_errors():
         ClassifierGuidance(PositionClassifier(oracle, 0), 5)
     with pytest.raises(ValueError, match="fixed must have shape"):
         next(process.sample(model, 2, 3, 10, fixed=torch.tensor([0, 1])))
-    with pytest.raises(ValueError, match="num_inference_steps=0"):
+    with pytest.raises(ValueError, match="num_steps=0"):
         process.sample(model, 2, 3, 0)
     with pytest.raises(TypeError, match="clamp must be a bool"):
         process.sample(model, 2, 3, 10, clamp="yes")

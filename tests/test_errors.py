@@ -37,8 +37,8 @@ def _tiny_mlp():
 
 
 def _fit(**kwargs):
-    args = {"model": _tiny_mlp(), "loss_fn": lambda m, x, g: D.loss(m, x, g), "data": torch.randn(16, 2),
-            "steps": 2, "batch_size": 4, "progress": False, "device": "cpu"}
+    args = {"model": _tiny_mlp(), "loss_fn": lambda m, x, g: D.loss(m, x, generator=g).mean(),
+            "data": torch.randn(16, 2), "steps": 2, "batch_size": 4, "progress": False, "device": "cpu"}
     args.update(kwargs)
     return fit(**args)
 

@@ -124,13 +124,13 @@ def test_every_process_generates_and_scores_through_lm_eval(process, kw):
     ids = TOK.encode_batch(G.split("test", 4), 32)
     nats = lm_eval.nats_per_story(model, process, ids, n_samples=4)
     assert nats.shape == (4,) and torch.isfinite(nats).all() and (nats > 0).all()
-    with pytest.raises(TypeError, match="unexpected arguments"):
+    with pytest.raises(TypeError, match="unexpected sampling option"):
         lm_eval.generate(model, process, 2, 32, clamp=True)
     if kind != "MaskedDiffusion":
-        with pytest.raises(ValueError, match="block_length=8 is an option of MDLM"):
+        with pytest.raises(TypeError, match=f"for {kind}: block_length"):
             lm_eval.generate(model, process, 2, 32, block_length=8)
-    if kind in ("ScoreEntropy", "MaskedFlowMatching", "D3PM"):
-        with pytest.raises(ValueError, match="strategy='confidence' is an option of MDLM"):
+    if kind in ("ScoreEntropy", "MaskedFlowMatching", "D3PM", "Autoregressive"):
+        with pytest.raises(TypeError, match="strategy"):
             lm_eval.generate(model, process, 2, 32, strategy="confidence")
     if kind == "D3PM":
         with pytest.raises(ValueError, match="num_steps=8: D3PM samples with its T=4 steps"):
@@ -142,8 +142,8 @@ def test_ar_stops_when_every_story_has_ended():
     with torch.no_grad():
         model.head.bias[PAD] = 50.0                        # the model ends every story at once
     states = list(Autoregressive(M).sample(model, 3, 16, end_id=PAD))
-    assert len(states) == 1 and states[-1].shape == (3, 16) and (states[-1] == PAD).all()
-    assert len(list(Autoregressive(M).sample(model, 3, 16))) == 16
+    assert len(states) == 2 and states[-1].shape == (3, 16) and (states[-1] == PAD).all()   # the start, then done
+    assert len(list(Autoregressive(M).sample(model, 3, 16))) == 17
 
 
 def test_unmasking_player_shows_remasked_tokens():
@@ -211,7 +211,13 @@ def test_call_counter_counts_the_sequential_work():
     assert (md.calls, md.positions) == (8, 8 * 32)
     bd = CallCounter(_tiny(block_length=8))
     lm_eval.generate(bd, BlockDiffusion(8, mask_id=M), 2, 32, num_steps=2)
-    assert (bd.calls, bd.positions) == (4 * 2 + 4, (4 * 2 + 4) * 8)  # 2 steps per block + committing each block
+    assert (bd.calls, bd.positions) == (4 * 2 + 3, (4 * 2 + 3) * 8)  # 2 steps per block + committing 3 blocks
+    for counted, process, kw in ((ar, Autoregressive(M), {}), (md, MaskedDiffusion(mask_id=M), {"num_steps": 8}),
+                                 (bd, BlockDiffusion(8, mask_id=M), {"num_steps": 2})):
+        counted.calls = 0
+        traj = process.sample(counted, 2, 32, generator=torch.Generator().manual_seed(0), **kw)
+        traj.run()
+        assert traj.network_calls == counted.calls                  # the trajectory counts every forward pass
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ DATA = sample_points("mixture", 1024, seed=0)
 
 
 def loss_fn(model, x0, generator):
-    return D.loss(model, x0, generator=generator)
+    return D.loss(model, x0, generator=generator).mean()
 
 
 def small_mlp(seed=0):

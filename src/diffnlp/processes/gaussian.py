@@ -17,13 +17,14 @@ s = t - T // n (abar_s = 1 below zero). Both samplers are generators of every x_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from .._checks import check_choice, check_float, check_int, check_tensor
-from ..base import Trajectory, model_device
+from ..base import Estimate, Trajectory, model_device
 from ..schedules import BETA_SCHEDULES, alphas_cumprod, make_betas, snr
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -197,17 +198,57 @@ class GaussianDiffusion:
 
     # ----------------------------------------------------------------- training
     def loss(self, model: nn.Module, x0: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The simple loss L = E_{t, eps} || model(x_t, t) - target ||^2 (mean over elements).
+        """The simple loss per example (B,): || model(x_t, t) - target ||^2, averaged over the elements of x_0.
 
         With prediction_type="epsilon" this is Ho et al.'s L_simple: the ELBO with its
-        per-step weights dropped. t ~ U{0..T-1}, eps ~ N(0, I), drawn with ``generator``.
+        per-step weights dropped. t ~ U{0..T-1}, eps ~ N(0, I), drawn with ``generator``; training
+        minimises its mean over the batch, E_{t, eps}.
         """
         check_tensor("x0", x0, floating=True, ndim_min=2)
         B = x0.shape[0]
         t = torch.randint(0, self.num_train_timesteps, (B,), generator=generator).to(x0.device)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         x_t = self.add_noise(x0, noise, t)
-        return ((model(x_t, t) - self.target(x0, noise, t)) ** 2).mean()
+        return ((model(x_t, t) - self.target(x0, noise, t)) ** 2).flatten(1).mean(1)
+
+    @torch.no_grad()
+    def nelbo(self, model: nn.Module, x0: torch.Tensor, *, generator: torch.Generator | None = None,
+              n_samples: int = 16) -> Estimate:
+        """The negative ELBO per example, in nats, a bound on -log p_theta(x_0) (a density: it can be negative),
+        with ``n_samples`` Monte-Carlo draws per example and their standard error:
+
+            NELBO = L_T + sum_{t=1}^{T-1} L_{t-1} + L_0
+            L_T     = KL(q(x_{T-1} | x_0) || N(0, I))                                  (exact)
+            L_{t-1} = lambda_t || eps - eps_hat(x_t, t) ||^2,   t >= 1                (``elbo_weights``)
+            L_0     = -log N(x_0; x0_hat(x_{t=0}, 0), beta_0 I)                        (the decoder)
+
+        The reverse steps have the posterior variance (DDPM's "fixed small", as ``step`` samples), and the
+        last one a Gaussian decoder of variance beta_0. The sum over the T timesteps is T E_t[...], t
+        stratified over 0..T-1."""
+        check_tensor("x0", x0, floating=True, ndim_min=2)
+        n = check_int("n_samples", n_samples, low=2)
+        B, T, d = x0.shape[0], self.num_train_timesteps, x0[0].numel()
+        lam = self.elbo_weights()                                                  # float64, on the CPU
+        beta0, abar_T = float(1 - self.alphas_cumprod[0]), float(self.alphas_cumprod[-1])
+        sq = x0.flatten(1).pow(2).sum(1).cpu().double()
+        prior = 0.5 * (abar_T * sq + d * ((1 - abar_T) - 1 - math.log(1 - abar_T)))    # KL(q(x_{T-1}|x_0) || N(0,I))
+        def draw(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """||eps - eps_hat||^2 and ||x_0 - x0_hat||^2 at timesteps t (B,), float64 on the CPU."""
+            noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+            t_dev = t.to(x0.device)
+            x_t = self.add_noise(x0, noise, t_dev)
+            x0_hat, eps_hat = self.split_prediction(model(x_t, t_dev), x_t, t_dev)
+            return tuple((a - b).flatten(1).pow(2).sum(1).cpu().double() for a, b in ((noise, eps_hat), (x0, x0_hat)))
+
+        # L_0, the decoder: one draw of x at timestep 0 (its own term: it is not a KL of the others' scale)
+        decoder = draw(torch.zeros(B, dtype=torch.long))[1] / (2 * beta0) + 0.5 * d * math.log(2 * math.pi * beta0)
+        offset = torch.rand(B, generator=generator, dtype=torch.float64)
+        draws = torch.zeros(B, n, dtype=torch.float64)
+        for j in range(n):                                   # sum_{t=1}^{T-1} L_{t-1} = (T - 1) E_t[lambda_t ||.||^2]
+            t = 1 + ((offset + j) / n * (T - 1)).long().clamp(max=T - 2)              # stratum j of 1..T-1
+            draws[:, j] = (T - 1) * lam[t] * draw(t)[0]
+        prior = prior + decoder
+        return Estimate(prior + draws.mean(1), draws.std(1) / math.sqrt(n))
 
     # ----------------------------------------------------------------- sampling
     def inference_timesteps(self, num_inference_steps: int | None = None,

@@ -43,6 +43,12 @@ class Conditioned(nn.Module):
         return self.model(z_t, t, label=label)
 
 
+def _log_probs(denoiser, z_t, t) -> torch.Tensor:
+    """log_softmax of a denoiser's logits, in float64 on the CPU and float32 elsewhere (``runtime.accum_dtype``)."""
+    logits = denoiser(z_t, t)
+    return torch.log_softmax(logits.to(accum_dtype(logits.device)), -1)
+
+
 class ClassifierFreeGuidance(nn.Module):
     """A token denoiser ``model(z_t, t)`` returning guided log-probabilities (B, L, V) from two denoisers
     called the same way: ``conditional`` (with the condition fixed) and ``unconditional``."""
@@ -57,14 +63,13 @@ class ClassifierFreeGuidance(nn.Module):
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         w = self.scale
-        dtype = accum_dtype(z_t.device)                # float64 on the CPU, float32 on a GPU (one device rule)
         if w == 0.0:                                   # the endpoints call one network only
-            return torch.log_softmax(self.unconditional(z_t, t).to(dtype), -1)
-        cond = torch.log_softmax(self.conditional(z_t, t).to(dtype), -1).clamp_min(LOG_FLOOR)
+            return _log_probs(self.unconditional, z_t, t)
+        cond = _log_probs(self.conditional, z_t, t).clamp_min(LOG_FLOOR)
         if w == 1.0:
             return cond
-        uncond = torch.log_softmax(self.unconditional(z_t, t).to(dtype), -1).clamp_min(LOG_FLOOR)
-        return torch.log_softmax((1 - w) * uncond + w * cond, -1)
+        uncond = _log_probs(self.unconditional, z_t, t).clamp_min(LOG_FLOOR)
+        return torch.log_softmax((1 - w) * uncond + w * cond, -1)        # (1 - w) log p(x | z) + w log p(x | z, c)
 
     @classmethod
     def for_label(cls, model, label: int, scale: float = 1.0) -> ClassifierFreeGuidance:

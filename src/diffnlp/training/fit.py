@@ -1,6 +1,6 @@
 """One training loop: AdamW with warm-up and cosine decay, optional EMA, gradient clipping and a wall-clock budget.
 
-    history = fit(model, lambda m, x0, g: diffusion.loss(m, x0, generator=g), data, steps=3000)
+    history = fit(model, lambda m, x0, g: diffusion.loss(m, x0, generator=g).mean(), data, steps=3000)
 """
 
 from __future__ import annotations

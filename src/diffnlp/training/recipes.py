@@ -262,7 +262,7 @@ def train_recipe(name: str, progress: bool = True, device=None):
     diffusion = GaussianDiffusion(1000, r.beta_schedule, r.prediction_type)
     seed_everything(r.seed)  # the initial weights too
     model = DigitsDenoiser(**r.model) if r.data == "digits" else MLPDenoiser(**r.model)
-    history = fit(model, lambda m, x, g: diffusion.loss(m, x, generator=g), training_data(r), steps=r.steps,
+    history = fit(model, lambda m, x, g: diffusion.loss(m, x, generator=g).mean(), training_data(r), steps=r.steps,
                   batch_size=r.batch_size, lr=r.lr, ema_decay=r.ema_decay, seed=r.seed, progress=progress,
                   device=device, desc=f"{name} DDPM")
     return model, diffusion, history
