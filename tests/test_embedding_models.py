@@ -14,9 +14,10 @@ from diffnlp.course.exercises import (
     reference_rounding_nll,
 )
 from diffnlp.course.widgets.embedding import EmbeddingNoisingExplorer, pca_2d
+from diffnlp.data.attributes import attribute_values, decode_stories, story_attributes
 from diffnlp.data.stories import StoryGrammar
 from diffnlp.evaluation import lm_eval
-from diffnlp.evaluation.metrics import attribute_values, control_report, decode_stories, story_attributes
+from diffnlp.evaluation.metrics import control_report
 from diffnlp.models.embedding import EmbeddingDenoiser, NoisyClassifier
 from diffnlp.processes.embedding import EmbeddingDiffusion, word_vectors
 from diffnlp.sampling.guidance import ClassifierGuidance

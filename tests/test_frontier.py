@@ -187,7 +187,7 @@ def test_lesson_05_recipes_train_and_save_in_half_precision(name, tmp_path):
 
 
 def test_story_labels_read_the_attribute():
-    from diffnlp.evaluation.metrics import attribute_values, decode_stories, story_attributes
+    from diffnlp.data.attributes import attribute_values, decode_stories, story_attributes
 
     _, tok, ids = story_data(stories=50)
     labels = story_labels(G, tok, ids, "place")

@@ -15,9 +15,10 @@ from diffnlp.course.exercises import (
     reference_mask_weights,
     reference_reveal_probability,
 )
+from diffnlp.data.attributes import decode_stories
 from diffnlp.data.stories import StoryGrammar
 from diffnlp.evaluation import lm_eval
-from diffnlp.evaluation.metrics import decode_stories, story_report
+from diffnlp.evaluation.metrics import story_report
 from diffnlp.models.transformer import Transformer
 from diffnlp.training.checkpoints import save_checkpoint
 from diffnlp.training.pretrained import PRETRAINED_DIR, SHIPPED, load_pretrained

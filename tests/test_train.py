@@ -198,3 +198,32 @@ def test_checkpoint_names_with_dots_do_not_collide(tmp_path):
     save_checkpoint(tmp_path / "run.2", m2)
     loaded, _ = load_checkpoint(tmp_path / "run.1")
     assert isinstance(loaded, MLPDenoiser)
+
+
+@pytest.mark.parametrize("name", ["stories-sedd", "stories-dfm", "stories-uniform", "stories-mdlm", "stories-bd3"])
+def test_text_recipes_draw_only_from_fits_generator(name, monkeypatch):
+    """The same generator gives the same weights whatever the global RNG's state: fit's global seed is
+    changed between two runs (the initial weights stay seeded by the recipe), and the trained weights
+    must not move. A control that draws from the global RNG does move, so the test can fail."""
+    import diffnlp.training.fit as fit_module
+    from diffnlp.training.recipes import story_data, train_text_recipe
+
+    _, _, ids = story_data(stories=200)
+
+    def weights(global_seed, **overrides):
+        def seeded(seed):
+            torch.manual_seed(global_seed)                         # the global RNG: anything but fit's seed
+            return torch.Generator().manual_seed(seed)
+        monkeypatch.setattr(fit_module, "seed_everything", seeded)
+        model, _, _ = train_text_recipe(name, data=ids, steps=3, max_seconds=None, progress=False, device="cpu",
+                                        **overrides)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(weights(1), weights(2))
+    # control: a loss that ignores the generator (the old bug) depends on the global RNG
+    def global_rng_loss(kind, process, recipe):
+        return lambda m, x, g: process.loss(m, x).mean()
+
+    import diffnlp.training.recipes as recipes_module
+    monkeypatch.setattr(recipes_module, "batch_loss", global_rng_loss)
+    assert not torch.equal(weights(1), weights(2))

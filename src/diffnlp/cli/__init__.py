@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
         t0 = time.perf_counter()
         if args.recipe in GUIDANCE_RECIPES:
+            from ..data.attributes import attribute_values
             from ..data.stories import StoryGrammar
-            from ..evaluation.metrics import attribute_values
             from ..training.recipes import train_guidance_classifier
 
             model, history = train_guidance_classifier(args.recipe)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             recipe = TEXT_RECIPES[args.recipe]
             extra = {"vocab": StoryGrammar().tokenizer().vocab}
             if recipe.condition:
-                from ..evaluation.metrics import attribute_values
+                from ..data.attributes import attribute_values
 
                 extra.update(attribute=recipe.condition, values=attribute_values(StoryGrammar(), recipe.condition))
             if recipe.half:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .._checks import check_int, check_tensor
+from ..data.attributes import attribute_values, decode_stories, story_attributes
 
 
 def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, num_projections: int = 512, seed: int = 0) -> float:
@@ -162,21 +163,6 @@ class StoryReport:
                 f"{self.distinct:.1%} distinct" + (f" | rejected: {top}" if top else ""))
 
 
-def decode_stories(tokenizer, ids: torch.Tensor) -> list[str]:
-    """Token ids (N, L) to text, keeping the padding honest: trailing [PAD] ends the story, but a [PAD]
-    *inside* a story stays visible as "[PAD]" (and makes it invalid), as does a leftover [MASK]."""
-    check_tensor("ids", ids, floating=False)
-    if ids.ndim != 2:
-        raise ValueError(f"ids must have shape (N, L), got {tuple(ids.shape)}")
-    out = []
-    for row in ids.tolist():
-        end = len(row)
-        while end > 0 and row[end - 1] == tokenizer.pad_id:
-            end -= 1
-        out.append(tokenizer.decode(row[:end], skip_pad=False) if end else "")
-    return out
-
-
 def story_report(grammar, samples, tokenizer=None, examples: int = 3) -> StoryReport:
     """Validity, reasons, oracle NLL and diversity of ``samples``: strings, or ids (N, L) with ``tokenizer``."""
     from collections import Counter
@@ -202,33 +188,6 @@ def story_report(grammar, samples, tokenizer=None, examples: int = 3) -> StoryRe
     return StoryReport(n=n, valid=len(nll) / n, reasons=dict(reasons.most_common()),
                        oracle_nll=float(np.mean(nll)) if nll else float("nan"),
                        distinct=len(set(samples)) / n, examples=bad)
-
-
-ATTRIBUTES = ("name", "adjective", "object", "place", "feeling")
-
-
-def attribute_values(grammar, attribute: str) -> list[str]:
-    """The values a story attribute can take, in a fixed order (the classes of a guidance classifier)."""
-    from .._checks import check_choice
-
-    check_choice("attribute", attribute, ATTRIBUTES)
-    c = grammar.config
-    return {"name": list(c.girls) + list(c.boys), "adjective": list(c.adjectives), "object": list(c.objects),
-            "place": list(c.places), "feeling": list(c.happy) + list(c.sad)}[attribute]
-
-
-def story_attributes(grammar, stories, attribute: str) -> list[str | None]:
-    """The value of ``attribute`` in each story, read from the grammar's parse (None for an invalid story)."""
-    from ..data.stories import InvalidStory
-
-    attribute_values(grammar, attribute)
-    out = []
-    for s in stories:
-        try:
-            out.append(grammar.parse(s).choices[attribute])
-        except InvalidStory:
-            out.append(None)
-    return out
 
 
 @dataclass

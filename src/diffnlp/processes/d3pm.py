@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from .._checks import check_choice, check_float, check_int, check_tensor
 from ..base import Estimate, Trajectory, model_device
 from ..runtime import accum_dtype
+from ..sampling.kernels import categorical_from_probs
 
 KINDS = ("uniform", "absorbing")
 COSINE_S = 0.008  # the offset s of the cosine schedule (Nichol & Dhariwal 2021; D3PM)
@@ -55,20 +56,6 @@ def categorical_kl(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """KL(q || p) = sum_j q_j (log q_j - log p_j) over the last axis; terms with q_j = 0 are 0."""
     tiny = torch.finfo(q.dtype).tiny  # clamping keeps 0 log 0 = 0 and the gradients finite
     return (q * (q.clamp_min(tiny).log() - p.clamp_min(tiny).log())).sum(-1)
-
-
-def _categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One draw per row of ``probs`` (..., K) by the inverse CDF:
-
-        u ~ U[0, 1) (drawn on the CPU),   x = #{k : P(X <= k) <= u * total}
-
-    so state k is chosen with probability probs_k / total (and never when probs_k = 0).
-    """
-    dtype = accum_dtype(probs.device)
-    cdf = probs.to(dtype).cumsum(-1)
-    u = torch.rand(probs.shape[:-1], generator=generator, dtype=torch.float64).to(probs.device, dtype)
-    x = (cdf <= u.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
-    return x.clamp(max=probs.shape[-1] - 1)
 
 
 def _rows(M: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +191,7 @@ class D3PM:
 
     def add_noise(self, x0: torch.Tensor, t, generator: torch.Generator | None = None) -> torch.Tensor:
         """A draw x_t ~ q(x_t | x_0) = Cat(row x_0 of Qbar_t), LongTensor shaped like x0."""
-        return _categorical(self.q_xt_given_x0(x0, t), generator)
+        return categorical_from_probs(self.q_xt_given_x0(x0, t), generator)
 
     # ----------------------------------------------------------------- posterior and reverse step
     def _mix(self, x_t: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -275,7 +262,7 @@ class D3PM:
         x_t = self._ids("x_t", x_t)
         self._check_logits("x0_logits", x0_logits, x_t)
         t = self._steps(t, x_t.shape[0])
-        return _categorical(self._mix(x_t, self.x0_log_probs(x0_logits).exp(), t), generator)
+        return categorical_from_probs(self._mix(x_t, self.x0_log_probs(x0_logits).exp(), t), generator)
 
     def _denoise(self, model, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """model(x_t, t / T): t as a float32 tensor (B,) in [0, 1]; returns checked logits (B, L, K)."""

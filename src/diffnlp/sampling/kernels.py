@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from ..runtime import accum_dtype
+
 
 def uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
     """u ~ U[0, 1) of ``shape``, drawn on the CPU with ``generator``, then moved to ``device``."""
@@ -40,6 +42,20 @@ def categorical(log_probs: torch.Tensor, generator: torch.Generator | None = Non
     if temperature == 0:
         return log_probs.argmax(-1)
     return (log_probs / temperature + gumbel).argmax(-1)
+
+
+def categorical_from_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw per row of ``probs`` (..., K) by the inverse CDF:
+
+        u ~ U[0, 1) (drawn on the CPU),   x = #{k : P(X <= k) <= u * total}
+
+    so state k is chosen with probability probs_k / total (and never when probs_k = 0).
+    """
+    dtype = accum_dtype(probs.device)
+    cdf = probs.to(dtype).cumsum(-1)
+    u = torch.rand(probs.shape[:-1], generator=generator, dtype=torch.float64).to(probs.device, dtype)
+    x = (cdf <= u.unsqueeze(-1) * cdf[..., -1:]).sum(-1)
+    return x.clamp(max=probs.shape[-1] - 1)
 
 
 def reveal_step(z: torch.Tensor, x: torch.Tensor, p_reveal: torch.Tensor, u: torch.Tensor,

@@ -135,7 +135,7 @@ def story_data(length: int = 32, stories: int = 100_000, split: str = "train"):
 
 def story_labels(grammar, tokenizer, ids: torch.Tensor, attribute: str) -> torch.Tensor:
     """The class of each story, (N,): the index of its ``attribute`` in ``metrics.attribute_values``."""
-    from ..evaluation.metrics import attribute_values, decode_stories, story_attributes
+    from ..data.attributes import attribute_values, decode_stories, story_attributes
 
     values = attribute_values(grammar, attribute)
     found = story_attributes(grammar, decode_stories(tokenizer, ids), attribute)
@@ -213,7 +213,7 @@ def train_guidance_classifier(name: str, model=None, progress: bool = True, devi
     import copy
     from dataclasses import replace
 
-    from ..evaluation.metrics import attribute_values
+    from ..data.attributes import attribute_values
     from ..models.embedding import NoisyClassifier
 
     check_choice("recipe", name, GUIDANCE_RECIPES)

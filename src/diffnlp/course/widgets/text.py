@@ -334,7 +334,7 @@ class UnmaskingPlayer:
 
     def story(self) -> str:
         """The finished story, decoded (trailing [PAD] removed)."""
-        from ...evaluation.metrics import decode_stories
+        from ...data.attributes import decode_stories
 
         return decode_stories(self.tokenizer, self.states[-1][None])[0]
 
