@@ -67,3 +67,27 @@ def test_lesson_05_checkers():
     assert check_remask_reveal_probability(lambda a, b, s: "x").status == "incorrect"
     assert check_remask_reveal_probability(lambda a, b, s: float("nan")).status == "incorrect"
     assert check_remask_reveal_probability(lambda a, b, s: torch.ones(2)).status == "incorrect"
+
+
+def test_show_displays_a_functions_source_under_its_equation():
+    import inspect
+
+    from diffnlp.course.show import show
+    from diffnlp.processes.masked import MaskedDiffusion
+    from diffnlp.sampling.kernels import categorical
+
+    src = show(MaskedDiffusion.reveal_probability)
+    assert src.name == "diffnlp.processes.masked.MaskedDiffusion.reveal_probability"
+    assert src.path == "src/diffnlp/processes/masked.py" and src.lineno > 1
+    assert src.code.startswith("def reveal_probability(") and "(a_s - a_t) / (1 - a_t)" in src.code
+    assert any("(alpha(s) - alpha(t)) / (1 - alpha(t))" in e for e in src.equations)
+    page = src._repr_html_()
+    assert "reveal_probability" in page and "alpha(s) - alpha(t)" in page and "<span" in page   # highlighted
+    assert str(src).splitlines()[0].startswith("# diffnlp.processes.masked")
+    assert show(categorical).code == inspect.getsource(categorical)
+    with pytest.raises(TypeError, match="function"):
+        show(42)
+    with pytest.raises(ValueError, match="course package"):
+        show(inspect.getsource)
+    with pytest.raises(ValueError, match="max_lines=5"):
+        show(MaskedDiffusion.sample, max_lines=5)
