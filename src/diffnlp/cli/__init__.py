@@ -77,6 +77,3 @@ def main(argv: list[str] | None = None) -> int:
     run(names)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
