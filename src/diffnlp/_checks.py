@@ -16,26 +16,25 @@ def check_choice(name: str, value, allowed: Iterable[str]) -> str:
     return value
 
 
-def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name}={value} is out of range; allowed: {lo} <= {name} <= {hi}")
-    return value
-
-
-def check_float(name: str, value, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
+def _in_range(name: str, value, low, high):
+    """``value`` if low <= value <= high (a bound of None is open; NaN is never in range), else a ValueError."""
     if value != value or (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise ValueError(f"{name}={value} is out of range; allowed: {lo} <= {name} <= {hi}")
     return value
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return _in_range(name, int(value), low, high)
+
+
+def check_float(name: str, value, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return _in_range(name, float(value), low, high)
 
 
 def check_tensor(name: str, value, *, floating: bool | None = None, ndim_min: int | None = None) -> torch.Tensor:

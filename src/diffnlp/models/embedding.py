@@ -26,6 +26,12 @@ class EmbeddingDenoiserConfig:
     mlp_ratio: int = 4
     embed_std: float = 1.0         # the word vectors' initial scale
 
+    def __post_init__(self):
+        c = self
+        check_int("vocab_size", c.vocab_size, low=1)
+        check_int("embed_dim", c.embed_dim, low=1)
+        check_int("num_train_timesteps", c.num_train_timesteps, low=2)
+
 
 class EmbeddingDenoiser(nn.Module):
     """Diffusion-LM's network: learned word vectors EMB (``embedding``, V x embed_dim) and a Transformer
@@ -36,9 +42,6 @@ class EmbeddingDenoiser(nn.Module):
     def __init__(self, config: EmbeddingDenoiserConfig | None = None, **kwargs):
         super().__init__()
         self.config = c = config or EmbeddingDenoiserConfig(**kwargs)
-        check_int("vocab_size", c.vocab_size, low=1)
-        check_int("embed_dim", c.embed_dim, low=1)
-        check_int("num_train_timesteps", c.num_train_timesteps, low=2)
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
         nn.init.normal_(self.embedding.weight, std=c.embed_std)
         self.transformer = Transformer(TransformerConfig(
@@ -52,7 +55,8 @@ class EmbeddingDenoiser(nn.Module):
 
 @dataclass
 class NoisyClassifierConfig:
-    """``NoisyClassifier``'s input, classes and Transformer sizes."""
+    """``NoisyClassifier``'s sizes: vectors of ``input_dim`` in, ``num_classes`` logits out, and a small
+    time-conditioned Transformer between them."""
 
     input_dim: int = 16
     num_classes: int = 16

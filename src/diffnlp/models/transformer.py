@@ -36,6 +36,25 @@ class TransformerConfig:
     num_classes: int = 0           # > 0: a class label c in 0..num_classes-1, or num_classes for "no label",
                                    # is embedded and added to every position (classifier-free guidance)
 
+    def __post_init__(self):
+        """Checked when made (nanoGPT-style: the config, not the network, validates the sizes)."""
+        c = self
+        check_int("vocab_size", c.vocab_size, low=0)
+        check_int("max_len", c.max_len, low=1)
+        check_int("d_model", c.d_model, low=1)
+        check_int("n_layers", c.n_layers, low=1)
+        check_int("n_heads", c.n_heads, low=1)
+        check_int("input_dim", c.input_dim, low=0)
+        check_int("output_dim", c.output_dim, low=0)
+        check_int("block_length", c.block_length, low=0, high=c.max_len)
+        check_int("num_classes", c.num_classes, low=0)
+        if c.block_length and c.causal:
+            raise ValueError("block_length > 0 (block-causal attention) and causal=True exclude each other")
+        if c.d_model % c.n_heads:
+            raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
+        if c.vocab_size == 0 and (c.input_dim == 0 or c.output_dim == 0):
+            raise ValueError("vocab_size=0 needs both input_dim > 0 and output_dim > 0 (vectors in and out)")
+
 
 def block_causal_mask(query_positions: torch.Tensor, key_length: int, block_length: int) -> torch.Tensor:
     """Block-causal attention (block diffusion): query i may attend to key j iff block(j) <= block(i),
@@ -122,21 +141,6 @@ class Transformer(nn.Module):
     def __init__(self, config: TransformerConfig | None = None, **kwargs):
         super().__init__()
         self.config = c = config or TransformerConfig(**kwargs)
-        check_int("vocab_size", c.vocab_size, low=0)
-        check_int("max_len", c.max_len, low=1)
-        check_int("d_model", c.d_model, low=1)
-        check_int("n_layers", c.n_layers, low=1)
-        check_int("n_heads", c.n_heads, low=1)
-        check_int("input_dim", c.input_dim, low=0)
-        check_int("output_dim", c.output_dim, low=0)
-        check_int("block_length", c.block_length, low=0, high=c.max_len)
-        check_int("num_classes", c.num_classes, low=0)
-        if c.block_length and c.causal:
-            raise ValueError("block_length > 0 (block-causal attention) and causal=True exclude each other")
-        if c.d_model % c.n_heads:
-            raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
-        if c.vocab_size == 0 and (c.input_dim == 0 or c.output_dim == 0):
-            raise ValueError("vocab_size=0 needs both input_dim > 0 and output_dim > 0 (vectors in and out)")
         self.embed = nn.Embedding(c.vocab_size, c.d_model) if c.input_dim == 0 else nn.Linear(c.input_dim, c.d_model)
         self.pos = nn.Parameter(torch.zeros(c.max_len, c.d_model))
         self.time = TimeEmbedding(c.d_model) if c.time_conditioning else None

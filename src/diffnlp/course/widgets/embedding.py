@@ -102,8 +102,8 @@ class EmbeddingNoisingExplorer(PNGWidget):
                                   continuous_update=True, layout=W.Layout(width="60%"))
         self.decoded = W.HTML()
         self.status = W.HTML()
-        self.slider.observe(self._on_change, names="value")
-        self.clamp.observe(self._on_change, names="value")
+        for control in (self.slider, self.clamp):
+            control.observe(self._on_change, names="value")
         self.text.observe(self._on_text, names="value")
         self.new.on_click(self._on_new)
         self.widget = W.VBox([self.text, W.HBox([self.new, self.clamp]), self.slider, self.image, self.decoded,
