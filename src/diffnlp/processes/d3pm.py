@@ -342,23 +342,24 @@ class D3PM:
     @torch.no_grad()
     def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
               n_samples: int | None = None) -> Estimate:
-        """The negative ELBO in nats per sequence, a Monte-Carlo estimate with its standard error:
+        """The negative ELBO in nats per sequence, with every one of the T steps and x_t drawn at random:
 
-            NELBO(x_0) = L_T + sum_{t=1}^{T} E_{x_t ~ q(x_t | x_0)} L_{t-1}(x_t) >= -log p_theta(x_0)
-                       = L_T + T E_{t ~ U{1..T}} E_{x_t} L_{t-1}(x_t),
+            NELBO(x_0) = L_T + sum_{t=1}^{T} E_{x_t ~ q(x_t | x_0)} L_{t-1}(x_t) >= -log p_theta(x_0).
 
-        with ``n_samples`` draws of (t, x_t) per sequence, t stratified over 1..T (default T draws: each
-        step about once). ``nelbo_exact`` computes it exactly for a per-position model."""
+        Each step gets ceil(n_samples / T) draws of x_t (one when ``n_samples`` is None or at most T), so the
+        sum over t is exact and only x_t is Monte Carlo. The standard error treats the draws of T L_{t-1} as
+        independent draws of a random step, which overstates it (every step is visited). ``nelbo_exact``
+        computes the expectation exactly for a per-position model."""
         x0 = self._data(x0)
         T, B = self.num_timesteps, x0.shape[0]
-        n = T if n_samples is None else check_int("n_samples", n_samples, low=2)
-        offset = torch.rand(B, generator=generator, dtype=torch.float64)
-        draws = torch.zeros(B, n, dtype=torch.float64)
-        for j in range(n):
-            t = 1 + ((offset + j) / n * T).long().clamp(max=T - 1)                     # stratum j of 1..T
-            draws[:, j] = T * self.loss_terms(model, x0, t=t, generator=generator)["vb"].cpu().double()
+        per_step = 1 if n_samples is None else -(-check_int("n_samples", n_samples, low=1) // T)
+        draws = torch.zeros(B, T * per_step, dtype=torch.float64)
+        for t in range(1, T + 1):
+            for r in range(per_step):
+                vb = self.loss_terms(model, x0, t=t, generator=generator)["vb"]
+                draws[:, (t - 1) * per_step + r] = T * vb.cpu().double()
         prior = self.prior_kl(x0).cpu().double()
-        return Estimate(prior + draws.mean(1), draws.std(1) / n ** 0.5)
+        return Estimate(prior + draws.mean(1), draws.std(1) / draws.shape[1] ** 0.5)
 
     @torch.no_grad()
     def nelbo_exact(self, model, x0: torch.Tensor) -> torch.Tensor:
