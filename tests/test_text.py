@@ -1,4 +1,4 @@
-"""diffnlp.data.text: tokenizers (word and BPE), text loaders (file, HF datasets offline) and batching."""
+"""diffnlp.data.tokenizers and .loaders: word and BPE tokenizers, text loaders (file, HF datasets offline), batching."""
 
 from __future__ import annotations
 
@@ -8,19 +8,8 @@ import sys
 import pytest
 import torch
 
-from diffnlp.data.tokenizers import (
-    MASK_ID,
-    PAD_ID,
-    BPETokenizer,
-    WordTokenizer,
-    batches,
-    load_hf_dataset,
-    load_text_file,
-    load_tokenizer,
-    pack,
-    pad_batch,
-    train_bpe,
-)
+from diffnlp.data.loaders import batches, load_hf_dataset, load_text_file, pack, pad_batch
+from diffnlp.data.tokenizers import MASK_ID, PAD_ID, BPETokenizer, WordTokenizer, load_tokenizer, train_bpe
 
 WORDS = ["mia", "leo", "found", "lost", "a", "the", "red", "blue", "kite", "ball", "in", "park", ".", "she", "was",
          "happy", "sad"]

@@ -1,7 +1,7 @@
-"""Text as token ids: tokenizers, loaders for text a learner brings, and fixed-length batches.
+"""Text as token ids: the two tokenizers of the course.
 
 A diffusion model for text never sees letters, only integer ids in ``0 .. vocab_size - 1``.
-Two ids are special and are the same in every tokenizer here (DESIGN.md, Conventions)::
+Two ids are special and are the same in every tokenizer here (docs/notation.md)::
 
     [PAD] = 0   fills a sequence up to the model's fixed length (and is modelled, like a word)
     [MASK] = 1  the absorbing state of masked diffusion: "this token has been noised away"
@@ -16,9 +16,7 @@ Two tokenizers share one interface (``encode``, ``decode``, ``encode_batch``, ``
   byte pair encoding starts from single bytes and repeatedly merges the most frequent adjacent
   pair into a new token, until the vocabulary has ``vocab_size`` entries.
 
-Loaders turn a local text file (``load_text_file``) or a HuggingFace dataset (``load_hf_dataset``,
-the optional extra ``hf``) into a list of strings; ``pad_batch`` and ``pack`` turn id lists into
-a ``(N, length)`` LongTensor, and ``batches`` walks its rows in seeded, shuffled mini-batches.
+Text a learner brings (files, datasets) and fixed-length batches are in ``diffnlp.data.loaders``.
 """
 
 from __future__ import annotations
@@ -26,13 +24,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterator, Sequence
-from numbers import Integral
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from .._checks import check_int, check_tensor
+from .._checks import check_id_list, check_id_lists, check_int, check_path, check_text, check_texts
 
 PAD_TOKEN = "[PAD]"
 MASK_TOKEN = "[MASK]"
@@ -41,66 +38,8 @@ PAD_ID = 0
 MASK_ID = 1
 
 
-# ---- small checks shared by the functions below ---------------------------------------------------
-
-
-def _check_text(name: str, text) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__} {text!r:.80}")
-    if not text.strip():
-        raise ValueError(f"{name}={text!r:.80}: text is empty (or only whitespace); give at least one token")
-    return text
-
-
-def _check_texts(name: str, texts) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"{name} must be a list or tuple of str, got {type(texts).__name__} {texts!r:.80}")
-    if len(texts) == 0:
-        raise ValueError(f"{name} is an empty list; give at least one text")
-    return list(texts)
-
-
-def _ids_to_list(name: str, ids) -> list[int]:
-    """A list/tuple of ints or a 1-D integer tensor as a list of Python ints."""
-    if isinstance(ids, torch.Tensor):
-        check_tensor(name, ids, floating=False)
-        if ids.ndim != 1 or ids.dtype == torch.bool:
-            raise ValueError(f"{name} must be a 1-D integer tensor, got shape {tuple(ids.shape)} dtype {ids.dtype}")
-        return ids.tolist()
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-        raise TypeError(f"{name} must be a list/tuple of ints or a 1-D LongTensor, got {type(ids).__name__}")
-    out = []
-    for i, v in enumerate(ids):
-        if isinstance(v, bool) or not isinstance(v, Integral):
-            raise TypeError(f"{name}[{i}] must be an int, got {type(v).__name__} {v!r:.40}")
-        out.append(int(v))
-    return out
-
-
-def _id_lists(name: str, ids_lists) -> list[list[int]]:
-    """A list of id sequences (lists, tuples or 1-D tensors), or a 2-D tensor, as lists of ints."""
-    if isinstance(ids_lists, torch.Tensor):
-        check_tensor(name, ids_lists, floating=False)
-        if ids_lists.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (N, L) when a tensor, got shape {tuple(ids_lists.shape)}")
-        rows = ids_lists.tolist()
-    elif isinstance(ids_lists, (str, bytes)) or not isinstance(ids_lists, Sequence):
-        raise TypeError(f"{name} must be a list of id lists or a 2-D LongTensor, got {type(ids_lists).__name__}")
-    else:
-        rows = [_ids_to_list(f"{name}[{i}]", row) for i, row in enumerate(ids_lists)]
-    if len(rows) == 0:
-        raise ValueError(f"{name} is empty; give at least one sequence of ids")
-    return rows
-
-
-def _check_path(name: str, path) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike path, got {type(path).__name__} {path!r:.80}")
-    return Path(path)
-
-
 def _read_json_file(name: str, path) -> str:
-    p = _check_path(name, path)
+    p = check_path(name, path)
     if not p.is_file():
         raise ValueError(f"{name}={str(p)!r}: no such file (a tokenizer saved with .save(path))")
     return p.read_text(encoding="utf-8")
@@ -117,7 +56,7 @@ def _parse_tokenizer_json(data, kind: str) -> dict:
     got = obj.get("kind") if isinstance(obj, dict) else None
     if got != f"diffnlp.{kind}":
         raise ValueError(f"data holds kind={got!r}, not a 'diffnlp.{kind}'; load it with the matching class "
-                         "(or diffnlp.data.text.load_tokenizer, which reads the kind)")
+                         "(or diffnlp.data.tokenizers.load_tokenizer, which reads the kind)")
     return obj
 
 
@@ -138,7 +77,7 @@ class _Tokenizer:
         return self.vocab_size
 
     def _check_ids(self, name: str, ids) -> list[int]:
-        ids = _ids_to_list(name, ids)
+        ids = check_id_list(name, ids)
         for i, v in enumerate(ids):
             if not 0 <= v < self.vocab_size:
                 raise ValueError(f"{name}[{i}]={v} is out of range; allowed: 0 <= id < vocab_size={self.vocab_size}")
@@ -157,7 +96,7 @@ class _Tokenizer:
 
         A text with more than ``length`` tokens is an error (a sequence longer than the model), never
         silently cut: the model has a fixed length and the end of a story is part of what it learns."""
-        texts = _check_texts("texts", texts)
+        texts = check_texts("texts", texts)
         length = check_int("length", length, 1)
         rows = []
         for i, text in enumerate(texts):
@@ -173,12 +112,12 @@ class _Tokenizer:
 
     def decode_batch(self, ids_2d, skip_pad: bool = True) -> list[str]:
         """A 2-D LongTensor (N, L) or a list of id lists back to N strings."""
-        rows = _id_lists("ids_2d", ids_2d)
+        rows = check_id_lists("ids_2d", ids_2d)
         return [self.decode(row, skip_pad=skip_pad) for row in rows]
 
     def save(self, path) -> Path:
         """Write ``to_json()`` to ``path`` (UTF-8 JSON, never pickle) and return the path."""
-        p = _check_path("path", path)
+        p = check_path("path", path)
         p.write_text(self.to_json(), encoding="utf-8")
         return p
 
@@ -244,7 +183,7 @@ class WordTokenizer(_Tokenizer):
     def encode(self, text: str) -> list[int]:
         """Whitespace-split ``text`` into ids; an unknown word is a ValueError naming it, its position
         and the closest vocabulary words."""
-        tokens = _check_text("text", text).split()
+        tokens = check_text("text", text).split()
         ids = []
         for pos, tok in enumerate(tokens):
             i = self._token_to_id.get(tok)
@@ -332,11 +271,11 @@ class BPETokenizer(_Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """Text to ids; no character is unknown (byte level)."""
-        return list(self._tok.encode(_check_text("text", text), add_special_tokens=False).ids)
+        return list(self._tok.encode(check_text("text", text), add_special_tokens=False).ids)
 
     def tokens(self, text: str) -> list[str]:
         """The token strings ``encode`` produces, to show a learner how a text was cut."""
-        return list(self._tok.encode(_check_text("text", text), add_special_tokens=False).tokens)
+        return list(self._tok.encode(check_text("text", text), add_special_tokens=False).tokens)
 
     def _decode_checked(self, ids: list[int]) -> str:
         return self._tok.decode(ids, skip_special_tokens=False)
@@ -361,6 +300,8 @@ class BPETokenizer(_Tokenizer):
 
 def _corpus(texts_or_files) -> list[str]:
     """The training texts: one path (str or PathLike), a list of Path objects, or a list of str texts."""
+    from .loaders import load_text_file
+
     if isinstance(texts_or_files, (str, os.PathLike)):
         return load_text_file(texts_or_files)
     if not isinstance(texts_or_files, Sequence):
@@ -420,196 +361,5 @@ def load_tokenizer(path) -> WordTokenizer | BPETokenizer:
     return classes[kind].from_json(data)
 
 
-# ---- text a learner brings --------------------------------------------------------------------------
-
-
-def load_text_file(path, min_chars: int = 1) -> list[str]:
-    """The non-empty lines of a UTF-8 text file, stripped; lines shorter than ``min_chars`` are dropped."""
-    p = _check_path("path", path)
-    min_chars = check_int("min_chars", min_chars, 1)
-    if not p.exists():
-        raise ValueError(f"path={str(p)!r}: no such file")
-    if not p.is_file():
-        raise ValueError(f"path={str(p)!r} is a directory (or not a regular file); give a text file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"path={str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from e
-    lines = [s for s in (line.strip() for line in text.splitlines()) if len(s) >= min_chars]
-    if not lines:
-        raise ValueError(f"path={str(p)!r} is empty: no line with at least min_chars={min_chars} characters")
-    return lines
-
-
-def _check_local_data_files(data_files) -> None:
-    """A plain local path in ``data_files`` (no glob, no URL) must exist: say so before datasets does."""
-    if data_files is None:
-        return
-    if isinstance(data_files, (str, os.PathLike)):
-        items = [data_files]
-    elif isinstance(data_files, dict):
-        items = [f for v in data_files.values() for f in ([v] if isinstance(v, (str, os.PathLike)) else v)]
-    elif isinstance(data_files, Sequence):
-        items = list(data_files)
-    else:
-        raise TypeError(f"data_files must be a path, a list of paths or a dict split -> paths, "
-                        f"got {type(data_files).__name__}")
-    for f in items:
-        s = os.fspath(f)
-        if "://" not in s and not any(c in s for c in "*?[") and not Path(s).exists():
-            raise ValueError(f"data_files: {s!r}: no such file")
-
-
-def load_hf_dataset(path_or_name: str, split: str = "train", text_column: str = "text", data_files=None,
-                    limit: int | None = None, cache_dir=None, **kwargs) -> list[str]:
-    """Texts from a HuggingFace dataset, through ``datasets.load_dataset`` (the optional extra ``hf``).
-
-    Works offline on local files with a packaged builder::
-
-        load_hf_dataset("text", data_files="my_corpus.txt")                     # one row per line
-        load_hf_dataset("json", data_files="stories.jsonl", text_column="story")
-
-    A hub name (e.g. "roneneldan/TinyStories") needs the network once, then the cache
-    (``HF_DATASETS_OFFLINE=1`` forbids the network; local builders never need it). Rows whose text is
-    empty are dropped; ``limit`` keeps the first ``limit`` rows of the split. ``cache_dir`` and other
-    keyword arguments go to ``load_dataset``.
-    """
-    if not isinstance(path_or_name, (str, os.PathLike)):
-        raise TypeError(f"path_or_name must be a str (a builder such as 'text' or 'json', a hub name or a local "
-                        f"path), got {type(path_or_name).__name__}")
-    for name, value in (("split", split), ("text_column", text_column)):
-        if not isinstance(value, str) or not value:
-            raise TypeError(f"{name} must be a non-empty str, got {type(value).__name__} {value!r}")
-    if limit is not None:
-        limit = check_int("limit", limit, 1)
-    _check_local_data_files(data_files)
-    try:
-        import datasets
-    except ImportError as e:
-        raise ImportError("load_hf_dataset needs the 'datasets' package: pip install -e .[hf]") from e
-
-    if cache_dir is not None:
-        kwargs["cache_dir"] = os.fspath(cache_dir)
-    dd = datasets.load_dataset(os.fspath(path_or_name), data_files=data_files, **kwargs)
-    if split not in dd:
-        raise ValueError(f"split={split!r} is not in this dataset; available splits: {', '.join(map(repr, dd))}")
-    ds = dd[split]
-    if text_column not in ds.column_names:
-        raise ValueError(f"text_column={text_column!r} is not a column of this dataset; available columns: "
-                         f"{', '.join(map(repr, ds.column_names))}")
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
-    texts = []
-    for i, value in enumerate(ds[text_column]):
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise TypeError(f"text_column={text_column!r} row {i} holds {type(value).__name__}, not text")
-        if value.strip():
-            texts.append(value.strip())
-    if not texts:
-        raise ValueError(f"text_column={text_column!r} of split={split!r} has no non-empty text")
-    return texts
-
-
-# ---- fixed-length batches ---------------------------------------------------------------------------
-
-
-def pad_batch(ids_lists, length: int, pad_id: int = PAD_ID) -> torch.Tensor:
-    """Id lists as a LongTensor (N, length), each right-padded with ``pad_id`` (one sequence per row).
-
-    A list longer than ``length`` is a ValueError naming its index (a sequence longer than the model).
-    """
-    rows = _id_lists("ids_lists", ids_lists)
-    length = check_int("length", length, 1)
-    pad_id = check_int("pad_id", pad_id, 0)
-    out = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        if len(row) > length:
-            raise ValueError(f"ids_lists[{i}] has {len(row)} ids, more than length={length}: a sequence longer "
-                             "than the model")
-        if row:
-            out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
-
-
-def pack(ids_lists, length: int, pad_id: int = PAD_ID, sep_id: int | None = None,
-         drop_last: bool = False) -> torch.Tensor:
-    """Concatenate id lists into one stream and cut it into rows of exactly ``length`` ids.
-
-    The usual way to train on real text: nothing is wasted on padding, a row may start mid-sentence::
-
-        pack([[5, 6, 7], [8, 9]], length=2, pad_id=0, sep_id=3)
-        stream 5 6 7 3 8 9  ->  [[5, 6], [7, 3], [8, 9]]
-
-    ``sep_id`` (optional) goes *between* consecutive lists. The last, short row is padded with
-    ``pad_id``, or dropped with ``drop_last=True``.
-    """
-    rows = _id_lists("ids_lists", ids_lists)
-    length = check_int("length", length, 1)
-    pad_id = check_int("pad_id", pad_id, 0)
-    if sep_id is not None:
-        sep_id = check_int("sep_id", sep_id, 0)
-    stream: list[int] = []
-    for i, row in enumerate(rows):
-        if i and sep_id is not None:
-            stream.append(sep_id)
-        stream.extend(row)
-    if not stream:
-        raise ValueError("ids_lists holds no ids: nothing to pack")
-    n_full, rest = divmod(len(stream), length)
-    if drop_last:
-        if n_full == 0:
-            raise ValueError(f"drop_last=True but the stream has only {len(stream)} ids, fewer than length={length}: "
-                             "no full row")
-        stream = stream[: n_full * length]
-    elif rest:
-        stream += [pad_id] * (length - rest)
-    return torch.tensor(stream, dtype=torch.long).view(-1, length)
-
-
-def batches(data: torch.Tensor, batch_size: int, seed: int = 0, shuffle: bool = True,
-            drop_last: bool = False) -> Iterator[torch.Tensor]:
-    """One epoch over ``data``'s rows in batches of ``batch_size`` (a generator of tensors).
-
-    With ``shuffle`` the order is ``torch.randperm`` under ``seed`` (the same seed, the same
-    batches); every row appears exactly once per epoch. The last batch is smaller unless
-    ``drop_last=True`` drops it. Arguments are checked here, before the first batch is asked for.
-    """
-    check_tensor("data", data, ndim_min=1)
-    n = data.shape[0]
-    if n == 0:
-        raise ValueError("data has no rows (shape[0] == 0)")
-    batch_size = check_int("batch_size", batch_size, 1)
-    seed = check_int("seed", seed)
-    if drop_last and batch_size > n:
-        raise ValueError(f"batch_size={batch_size} is larger than data's {n} rows with drop_last=True: "
-                         "no batch would be produced")
-    if shuffle:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    else:
-        order = torch.arange(n)
-    stop = (n // batch_size) * batch_size if drop_last else n
-    return _iter_batches(data, order, batch_size, stop)
-
-
-def _iter_batches(data: torch.Tensor, order: torch.Tensor, batch_size: int, stop: int) -> Iterator[torch.Tensor]:
-    for start in range(0, stop, batch_size):
-        yield data[order[start : min(start + batch_size, stop)].to(data.device)]
-
-
-__all__ = [
-    "MASK_ID",
-    "MASK_TOKEN",
-    "PAD_ID",
-    "PAD_TOKEN",
-    "BPETokenizer",
-    "WordTokenizer",
-    "batches",
-    "load_hf_dataset",
-    "load_text_file",
-    "load_tokenizer",
-    "pack",
-    "pad_batch",
-    "train_bpe",
-]
+__all__ = ["MASK_ID", "MASK_TOKEN", "PAD_ID", "PAD_TOKEN", "SPECIAL_TOKENS", "BPETokenizer", "WordTokenizer",
+           "load_tokenizer", "train_bpe"]
