@@ -1,4 +1,4 @@
-"""diffnlp.d3pm against independent derivations: transition matrices vs explicit products and closed
+"""diffnlp.processes.d3pm against independent derivations: transition matrices vs explicit products and closed
 forms, the posterior vs Bayes' rule by brute force, the reverse chain with an exact oracle (propagated
 exactly and sampled), the loss and the NELBO (exact for the oracle: -log p(x0)), and bad inputs."""
 

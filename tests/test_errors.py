@@ -1,4 +1,4 @@
-"""Bad input raises ValueError or TypeError whose message names the argument (DESIGN.md, Conventions)."""
+"""Bad input raises ValueError or TypeError whose message names the argument (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every formula of diffnlp.gaussian against an independent derivation: closed form vs the
+"""Every formula of diffnlp.processes.gaussian against an independent derivation: closed form vs the
 iterated chain, posterior vs Bayes' rule, parameterisation round trips, score, loss, sampling."""
 
 from __future__ import annotations

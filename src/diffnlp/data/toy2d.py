@@ -13,7 +13,7 @@ from .._checks import check_choice, check_int
 
 DATASETS = ("moons", "spiral", "ring", "mixture")
 
-# The "mixture" cloud: 8 Gaussians on a circle. Its exact denoiser is known (diffnlp.oracle).
+# The "mixture" cloud: 8 Gaussians on a circle. Its exact denoiser is known (diffnlp.evaluation.oracle).
 MIXTURE_WEIGHTS = np.array([0.2, 0.05, 0.15, 0.1, 0.2, 0.05, 0.15, 0.1])
 MIXTURE_STD = 0.1
 
