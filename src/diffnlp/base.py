@@ -25,7 +25,7 @@ import torch
 @dataclass
 class Estimate:
     """A bound per sequence: ``mean`` and its Monte-Carlo standard error ``stderr``, both (batch,).
-    Exact computations (the AR NLL, D3PM's sum over steps) have ``stderr`` 0."""
+    An exact computation (the autoregressive NLL) has ``stderr`` 0."""
 
     mean: torch.Tensor
     stderr: torch.Tensor
