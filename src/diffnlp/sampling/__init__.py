@@ -1,0 +1,1 @@
+"""The steps samplers share (``kernels``) and guidance (``guidance``)."""

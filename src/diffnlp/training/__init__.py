@@ -1,0 +1,1 @@
+"""Training: one loop, checkpoints, the registry of text-model kinds, recorded recipes, shipped checkpoints."""
