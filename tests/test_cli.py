@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from diffnlp.cli.report import write_markdown
 
 from diffnlp.cli import main
+from diffnlp.cli.report import write_markdown
 from diffnlp.training.recipes import RECIPES, train_recipe
 
 
