@@ -32,3 +32,10 @@ def test_one_kernel_and_the_core_step_shown(path):
                                             "name": "python3"}
     code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert "from diffnlp.course.show import show" in code and "show(" in code, f"{path.name} shows no package code"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_lesson_opens_with_what_it_assumes_and_takes(path):
+    opening = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    for field in ("**Assumes:**", "**Reading time:**", "**Compute time:**", "**What you will learn and do**"):
+        assert field in opening, f"{path.name}: the opening box has no {field}"
