@@ -91,11 +91,14 @@ def is_time_conditioned(model) -> bool:
     return bool(getattr(getattr(model, "config", None), "time_conditioning", False))
 
 
-def float_logits(model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """A token denoiser's logits in float32 at least (a float64 oracle stays float64; a float16 model is
-    read in float32)."""
-    logits = model(z_t, t)
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in float32 at least: a float64 oracle stays float64, a float16 model is read in float32."""
     return logits if logits.dtype == torch.float64 else logits.float()
+
+
+def float_logits(model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A token denoiser's logits ``model(z_t, t)``, in float32 at least (``at_least_float32``)."""
+    return at_least_float32(model(z_t, t))
 
 
 def check_options(owner: str, options: dict, allowed: dict[str, str]) -> None:

@@ -293,7 +293,7 @@ ALTERNATIVES = {   # lesson 05: name -> (checkpoint, sampler configurations), al
     "D3PM-uniform (T = 32)": ("stories-uniform", {"ancestral T=32": {}}),
 }
 REMASK_ETAS = (0.0, 0.02, 0.05, 0.1, 0.2)
-CFG_TARGET = ("place", "museum")
+CFG_TARGET = GUIDANCE_TARGET              # classifier-free guidance steers toward the same place
 CFG_SCALES = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 

@@ -27,10 +27,9 @@ class EmbeddingDenoiserConfig:
     embed_std: float = 1.0         # the word vectors' initial scale
 
     def __post_init__(self):
-        c = self
-        check_int("vocab_size", c.vocab_size, low=1)
-        check_int("embed_dim", c.embed_dim, low=1)
-        check_int("num_train_timesteps", c.num_train_timesteps, low=2)
+        check_int("vocab_size", self.vocab_size, low=1)
+        check_int("embed_dim", self.embed_dim, low=1)
+        check_int("num_train_timesteps", self.num_train_timesteps, low=2)
 
 
 class EmbeddingDenoiser(nn.Module):

@@ -38,21 +38,20 @@ class TransformerConfig:
 
     def __post_init__(self):
         """Checked when made (nanoGPT-style: the config, not the network, validates the sizes)."""
-        c = self
-        check_int("vocab_size", c.vocab_size, low=0)
-        check_int("max_len", c.max_len, low=1)
-        check_int("d_model", c.d_model, low=1)
-        check_int("n_layers", c.n_layers, low=1)
-        check_int("n_heads", c.n_heads, low=1)
-        check_int("input_dim", c.input_dim, low=0)
-        check_int("output_dim", c.output_dim, low=0)
-        check_int("block_length", c.block_length, low=0, high=c.max_len)
-        check_int("num_classes", c.num_classes, low=0)
-        if c.block_length and c.causal:
+        check_int("vocab_size", self.vocab_size, low=0)
+        check_int("max_len", self.max_len, low=1)
+        check_int("d_model", self.d_model, low=1)
+        check_int("n_layers", self.n_layers, low=1)
+        check_int("n_heads", self.n_heads, low=1)
+        check_int("input_dim", self.input_dim, low=0)
+        check_int("output_dim", self.output_dim, low=0)
+        check_int("block_length", self.block_length, low=0, high=self.max_len)
+        check_int("num_classes", self.num_classes, low=0)
+        if self.block_length and self.causal:
             raise ValueError("block_length > 0 (block-causal attention) and causal=True exclude each other")
-        if c.d_model % c.n_heads:
-            raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
-        if c.vocab_size == 0 and (c.input_dim == 0 or c.output_dim == 0):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.vocab_size == 0 and (self.input_dim == 0 or self.output_dim == 0):
             raise ValueError("vocab_size=0 needs both input_dim > 0 and output_dim > 0 (vectors in and out)")
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import torch
 
 from .._checks import check_choice, check_int
-from ..base import Estimate, Trajectory, is_time_conditioned, model_device
+from ..base import Estimate, Trajectory, at_least_float32, is_time_conditioned, model_device
 from ..models.transformer import KVCache
 from ..sampling.kernels import ancestral_step, categorical, confidence_step, random_order_step, reveal_counts
 from ..schedules import time_grid
@@ -129,9 +129,7 @@ class BlockDiffusion:
             pad = torch.full((block.shape[0], L - prefix.shape[1] - block.shape[1]), self.mask_id,
                              dtype=block.dtype, device=block.device)
             logits = model(torch.cat([prefix, block, pad], 1), t)[:, prefix.shape[1]:prefix.shape[1] + block.shape[1]]
-        logits = logits if logits.dtype == torch.float64 else logits.float()
-        is_mask = torch.arange(logits.shape[-1], device=logits.device) == self.mask_id
-        return self.masking.subs_log_probs(logits.masked_fill(is_mask, float("-inf")), block)
+        return self.masking.subs_log_probs(self.masking.never_mask(at_least_float32(logits)), block)
 
     sample_options = {
         "strategy": "'ancestral' (MDLM inside each block), 'confidence' (LLaDA's rule inside each block) or "

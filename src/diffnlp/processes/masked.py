@@ -118,6 +118,10 @@ class MaskedDiffusion:
         if logits.shape[:2] != z_t.shape or logits.shape[-1] <= self.mask_id:
             raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; expected "
                              f"({z_t.shape[0]}, {z_t.shape[1]}, V) with V > mask_id={self.mask_id}")
+        return self.never_mask(logits)
+
+    def never_mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """SUBS's first rule: the clean token is never [MASK], so its logit is -inf (out of place)."""
         is_mask = torch.arange(logits.shape[-1], device=logits.device) == self.mask_id
         return logits.masked_fill(is_mask, -math.inf)
 

@@ -33,6 +33,7 @@ import torch
 
 from .._checks import check_choice, check_int, check_tensor
 from ..base import Estimate, Trajectory, float_logits, model_device
+from ..runtime import accum_dtype
 from ..sampling.kernels import ancestral_step
 from ..schedules import time_grid
 from .masked import MaskedDiffusion
@@ -158,8 +159,7 @@ class ScoreEntropy:
             s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)
             log_s = self.log_scores(model, z, t.to(dev, torch.float32))
             traj.network_calls += 1
-            if dev.type == "cpu":
-                log_s = log_s.double()                          # float64 on the CPU only (exact small ratios)
+            log_s = log_s.to(accum_dtype(dev))                  # float64 on the CPU only (exact small ratios)
             if k == K - 1:                                      # the last step: every mask goes
                 logp, p_move = torch.log_softmax(log_s, -1), torch.ones(B, dtype=torch.float64)
             else:
