@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from diffnlp.data.stories import StoryGrammar
-from diffnlp.evaluation import lm_eval
-from diffnlp.evaluation.frontier import decoders, latency_verdict, speed_quality
+from diffnlp.evaluation import frontier, lm_eval
+from diffnlp.evaluation.frontier import decoders, latency_verdict, speed_claims, speed_quality
 from diffnlp.evaluation.metrics import non_decreasing_within_ci
 from diffnlp.models.transformer import Transformer
 from diffnlp.processes.autoregressive import Autoregressive
@@ -92,6 +92,51 @@ def test_latency_verdict_picks_the_fastest_close_decoder():
     assert q["MDLM K=8"]["speedup_batch1"] == pytest.approx(4.0) and q["MDLM K=8"]["valid_gap"] == pytest.approx(0.49)
     assert v["highest_throughput_within"] == "c" and v["throughput_ratio_batch64"] == pytest.approx(20 / 15)
     assert latency_verdict({"AR (KV cache)": rows["AR (KV cache)"], "b": rows["b"]})["fastest_within"] is None
+
+
+def _claim_rows():
+    def row(valid, ms, tps):
+        return {"valid": valid, "valid_stderr": 0.01, "ms_batch1": ms, "tokens_per_s_batch64": tps}
+
+    rows = {"AR (KV cache)": row(0.99, 30.0, 20000.0), "MDLM ancestral K=4": row(0.3, 7.0, 21000.0),
+            "MDLM ancestral K=8": row(0.55, 13.0, 11000.0), "MDLM ancestral K=32": row(0.87, 59.0, 1600.0),
+            "BD3 2/block (K=8)": row(0.89, 31.0, 12000.0), "BD3 confidence 4/block (K=16)": row(0.99, 30.0, 11700.0)}
+    return rows
+
+
+def test_speed_claims_hold_and_each_can_fail():
+    assert all(ok for ok, _ in speed_claims(_claim_rows()).values())
+    fails = {"fast_only_when_worse": {"MDLM ancestral K=8": {"ms_batch1": 31.0}},
+             "no_2x_at_quality": {"BD3 confidence 4/block (K=16)": {"ms_batch1": 14.0}},
+             "ar_wins_batch64_at_quality": {"BD3 confidence 4/block (K=16)": {"tokens_per_s_batch64": 19000.0}},
+             "blocks_beat_mdlm_at_equal_calls": {"BD3 2/block (K=8)": {"valid": 0.58}},
+             "mdlm_cost_grows_with_K": {"MDLM ancestral K=4": {"ms_batch1": 14.0}}}
+    for claim, change in fails.items():
+        rows = _claim_rows()
+        for name, values in change.items():
+            rows[name].update(values)
+        got = speed_claims(rows)
+        assert not got[claim][0], claim
+        assert all(ok for c, (ok, _) in got.items() if c != claim), claim
+    with pytest.raises(ValueError, match="MDLM ancestral K=8"):
+        speed_claims({k: v for k, v in _claim_rows().items() if k != "MDLM ancestral K=8"})
+
+
+def test_latencies_are_timed_round_robin(monkeypatch):
+    """Every decoder is warmed up once, then the rounds interleave the decoders: a, b, a, b, ..."""
+    calls = []
+    monkeypatch.setattr(frontier.lm_eval, "generate", lambda model, *a, **k: calls.append(model))
+    got = frontier.latencies_round_robin({"a": ("A", None, {}, "f"), "b": ("B", None, {}, "f")}, 1, repeats=3)
+    assert calls == ["A", "B"] + ["A", "B"] * 3
+    assert set(got) == {"a", "b"} and all(len(v) == 3 and min(v) >= 0 for v in got.values())
+
+
+def test_the_recorded_frontier_benchmark_supports_the_lesson():
+    rec = frontier.recorded("frontier")
+    assert {"date", "machine", "speed_quality"} <= set(rec)
+    assert all(ok for ok, _ in speed_claims(rec["speed_quality"]).values())
+    with pytest.raises(FileNotFoundError, match="bench nope"):
+        frontier.recorded("nope")
 
 
 def test_speed_quality_measures_every_family():

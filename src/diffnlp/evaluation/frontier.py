@@ -13,6 +13,7 @@ dominates; at batch 64 the arithmetic per token dominates, and the KV cache make
 from __future__ import annotations
 
 import re
+import statistics
 import time
 
 import torch
@@ -73,26 +74,60 @@ def latency(model, process, batch: int, length: int = 32, repeats: int = 5, **kw
     return lm_eval.ms_per_sample(model, process, batch, length, repeats=repeats, **kwargs)
 
 
+def latencies_round_robin(configs: dict, batch: int, length: int = 32, repeats: int = 5) -> dict:
+    """Milliseconds per story at a batch size for every configuration, timed **round-robin**: one warm-up
+    run of each, then ``repeats`` rounds in which every decoder runs once, in turn. A burst of load (another
+    process, a notebook beside this one) then slows every decoder alike, so their *ratios* survive it, where
+    timing one decoder after another would charge the burst to whichever ran then.
+    Returns {name: [ms per story of each round]}."""
+    check_int("batch", batch, low=1)
+    check_int("repeats", repeats, low=1)
+    for model, process, kw, _ in configs.values():
+        lm_eval.generate(model, process, batch, length, seed=999, batch_size=batch, **kw)       # warm-up
+    times = {name: [] for name in configs}
+    for r in range(repeats):
+        for name, (model, process, kw, _) in configs.items():
+            t0 = time.perf_counter()
+            lm_eval.generate(model, process, batch, length, seed=r, batch_size=batch, **kw)
+            times[name].append((time.perf_counter() - t0) * 1000 / batch)
+    return times
+
+
 def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int = 32, repeats_b1: int = 15,
                   repeats_b64: int = 3, seed: int = 1, progress: bool = True) -> dict:
     """For each configuration: latency per story at batch 1 (ms), throughput at batch 64 (tokens/s, 32
     positions per story, padding included) and the quality of ``n`` samples (valid share, oracle NLL of the
-    valid ones, distinct share)."""
+    valid ones, distinct share). The timings are the medians of ``latencies_round_robin`` (all decoders
+    interleaved); ``ms_batch1_runs`` keeps every batch-1 run."""
     rows = {}
     for name, (model, process, kw, family) in configs.items():
         t0 = time.perf_counter()
         rep = story_report(grammar, lm_eval.generate(model, process, n, length, seed=seed, **kw), tokenizer)
-        sample_s = time.perf_counter() - t0
-        ms1 = latency(model, process, 1, length, repeats_b1, **kw)
-        ms64 = latency(model, process, 64, length, repeats_b64, **kw)
         rows[name] = {"family": family, **rep.as_dict(), "valid_stderr": rep.valid_stderr,
-                      "ms_batch1": ms1, "ms_per_story_batch64": ms64, "tokens_per_s_batch64": 1000 * length / ms64,
-                      "sample_s": sample_s}
+                      "sample_s": time.perf_counter() - t0}
+    b1 = latencies_round_robin(configs, 1, length, repeats_b1)
+    b64 = latencies_round_robin(configs, 64, length, repeats_b64)
+    for name, row in rows.items():
+        ms1, ms64 = statistics.median(b1[name]), statistics.median(b64[name])
+        row.update(ms_batch1=ms1, ms_per_story_batch64=ms64, tokens_per_s_batch64=1000 * length / ms64,
+                   ms_batch1_runs=b1[name])
         if progress:
-            print(f"  {name:28s} valid {rep.valid:6.1%}  oracle NLL {rep.oracle_nll:6.2f}  distinct "
-                  f"{rep.distinct:6.1%}  batch 1: {ms1:6.1f} ms/story  batch 64: {1000 * length / ms64:8.0f} "
+            print(f"  {name:30s} valid {row['valid']:6.1%}  oracle NLL {row['oracle_nll']:6.2f}  distinct "
+                  f"{row['distinct']:6.1%}  batch 1: {ms1:6.1f} ms/story  batch 64: {1000 * length / ms64:8.0f} "
                   "tokens/s", flush=True)
     return rows
+
+
+def recorded(name: str = "frontier") -> dict:
+    """The benchmark ``python -m diffnlp bench NAME`` recorded in ``benchmarks/results/NAME.json`` of this
+    repository (with its date and machine), for a lesson to show next to its own small live run."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no recorded benchmark {name!r} at {path}: run `python -m diffnlp bench {name}`")
+    return json.loads(path.read_text())
 
 
 def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float = 0.05, length: int = 32) -> dict:
@@ -118,6 +153,62 @@ def latency_verdict(rows: dict, baseline: str = "AR (KV cache)", within: float =
     return {**out, "fastest_within": best, "speedup_batch1": base["ms_batch1"] / close[best]["ms_batch1"],
             "highest_throughput_within": fastest,
             "throughput_ratio_batch64": close[fastest]["tokens_per_s_batch64"] / base["tokens_per_s_batch64"]}
+
+
+def speed_claims(rows: dict, baseline: str = "AR (KV cache)", length: int = 32) -> dict:
+    """The claims lesson 05's prose makes about speed against quality, each computed from ``rows`` (of
+    ``speed_quality`` or of the recorded benchmark): {claim: (holds, the sentence with its numbers)}.
+
+    - ``fast_only_when_worse``: MDLM (ancestral) at K = L/4 steps is faster than AR at batch 1, and its
+      validity is more than 20 points below AR's (more than 4 standard errors at 200 samples);
+    - ``no_2x_at_quality``: no decoder within 5 points of AR's validity is 2x faster than AR at batch 1;
+    - ``ar_wins_batch64_at_quality``: every decoder within 10 % of AR's batch-64 throughput (or above it) is
+      at least 10 points less valid than AR;
+    - ``blocks_beat_mdlm_at_equal_calls``: block diffusion (ancestral) at K = L/4 is more valid than MDLM at
+      K = L/4, by more than 3 standard errors of the difference;
+    - ``mdlm_cost_grows_with_K``: MDLM's batch-1 latency grows with K (a sanity check of the timing)."""
+    from .._checks import check_choice
+
+    check_choice("baseline", baseline, rows)
+    base = rows[baseline]
+    q = length // 4
+    mdlm = {int(k.split("K=")[1]): r for k, r in rows.items() if k.startswith("MDLM ancestral K=")}
+    bd3 = next((r for k, r in rows.items() if k.startswith("BD3 ") and "confidence" not in k and f"K={q})" in k),
+               None)
+    if q not in mdlm or bd3 is None:
+        raise ValueError(f"rows must hold 'MDLM ancestral K={q}' and an ancestral BD3 row at K={q}; got {list(rows)}")
+    m = mdlm[q]
+    out = {}
+    speedup = base["ms_batch1"] / m["ms_batch1"]
+    gap = base["valid"] - m["valid"]
+    out["fast_only_when_worse"] = (speedup > 1 and gap > 0.20,
+                                   f"MDLM at K = {q} is {speedup:.2f}x AR's speed at batch 1, and "
+                                   f"{100 * gap:.1f} points less valid ({m['valid']:.1%} against {base['valid']:.1%})")
+    close = {k: base["ms_batch1"] / r["ms_batch1"] for k, r in rows.items()
+             if k != baseline and r["valid"] >= base["valid"] - 0.05}
+    best = max(close, key=close.get) if close else None
+    out["no_2x_at_quality"] = (best is None or close[best] < 2,
+                               "no decoder is within 5 points of AR's validity" if best is None else
+                               f"the fastest decoder within 5 points of AR's validity, {best}, runs at "
+                               f"{close[best]:.2f}x AR's speed at batch 1")
+    fast = {k: r for k, r in rows.items()
+            if k != baseline and r["tokens_per_s_batch64"] >= 0.9 * base["tokens_per_s_batch64"]}
+    worst_gap = min((base["valid"] - r["valid"] for r in fast.values()), default=None)
+    out["ar_wins_batch64_at_quality"] = (
+        worst_gap is None or worst_gap >= 0.10,
+        f"at batch 64, {len(fast)} decoder(s) reach 90 % of AR's {base['tokens_per_s_batch64']:.0f} tokens/s"
+        + ("" if worst_gap is None else f", the most valid of them {100 * worst_gap:.1f} points below AR"))
+    se = (bd3["valid_stderr"] ** 2 + m["valid_stderr"] ** 2) ** 0.5
+    diff = bd3["valid"] - m["valid"]
+    out["blocks_beat_mdlm_at_equal_calls"] = (
+        diff > 3 * se, f"at K = {q}, block diffusion is {100 * diff:.1f} ± {100 * se:.1f} points more valid than "
+                       f"MDLM ({bd3['valid']:.1%} against {m['valid']:.1%})")
+    ks = sorted(mdlm)
+    ms = [mdlm[k]["ms_batch1"] for k in ks]
+    out["mdlm_cost_grows_with_K"] = (all(a < b for a, b in zip(ms, ms[1:])),
+                                     "MDLM's batch-1 ms per story at K = " + ", ".join(map(str, ks)) + ": "
+                                     + ", ".join(f"{x:.1f}" for x in ms))
+    return out
 
 
 FAMILY_STYLE = {"autoregressive": ("#222222", "*"), "MDLM ancestral": ("#1f77b4", "o"),

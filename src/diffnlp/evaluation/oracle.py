@@ -132,22 +132,28 @@ class TokenPosteriorDenoiser(nn.Module):
         return torch.log(self.posterior(z)).to(z.device)
 
 
-def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str, num_steps: int) -> torch.Tensor:
+def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str, num_steps: int,
+                         remask: float = 0.0) -> torch.Tensor:
     """The exact output distribution of a masked-diffusion sampler driven by ``oracle``, over
     ``oracle.sequences`` (float64, (N,)), by propagating probabilities through its Markov chain over
     partially masked states (no sampling). Small problems only: V^L states.
 
     - "ancestral": from t = 1 - k/K to s = 1 - (k+1)/K each masked position is revealed with
-      probability r = process.reveal_probability(t, s), independently, from its own posterior;
+      probability r = process.reveal_probability(t, s), independently, from its own posterior; with
+      ``remask`` = eta > 0 (ReMDM), r and sigma come from process.remask_probabilities(t, s, eta), and each
+      position decided before the step goes back to [MASK] with probability sigma, independently;
     - "random" / "confidence" (num_steps = L, one token per step): reveal one masked position, chosen
       uniformly, or the one whose drawn token is the most probable (all drawn independently).
     """
     import itertools
 
-    from .._checks import check_choice, check_int
+    from .._checks import check_choice, check_float, check_int
 
     check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
     num_steps = check_int("num_steps", num_steps, low=1)
+    remask = check_float("remask", remask, 0.0, 1.0)
+    if remask > 0 and strategy != "ancestral":
+        raise ValueError(f"remask={remask} applies to strategy='ancestral' only, got strategy={strategy!r}")
     seqs = [tuple(s) for s in oracle.sequences.tolist()]
     L = len(seqs[0])
     M = oracle.mask_id
@@ -161,13 +167,22 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
         for (state, ps), c in zip(states.items(), post.tolist()):
             masked = [i for i in range(L) if state[i] == M]
             if strategy == "ancestral":
-                r = float(process.reveal_probability(grid[k], grid[k + 1]))
+                if remask > 0:
+                    sigma, r = (float(v) for v in process.remask_probabilities(grid[k:k + 1], grid[k + 1:k + 2],
+                                                                              remask))
+                else:
+                    sigma, r = 0.0, float(process.reveal_probability(grid[k], grid[k + 1]))
+                decided = [i for i in range(L) if state[i] != M]
                 moves = []
-                for reveal in itertools.product((False, True), repeat=len(masked)):
-                    chosen = [i for i, b in zip(masked, reveal) if b]
-                    pr = math.prod(r if b else 1 - r for b in reveal)
-                    for vals in itertools.product(range(oracle.vocab_size), repeat=len(chosen)):
-                        moves.append((dict(zip(chosen, vals)), pr * math.prod(c[i][v] for i, v in zip(chosen, vals))))
+                for back in itertools.product((False, True), repeat=len(decided) if sigma > 0 else 0):
+                    to_mask = {i: M for i, b in zip(decided, back) if b}
+                    pb = math.prod(sigma if b else 1 - sigma for b in back)
+                    for reveal in itertools.product((False, True), repeat=len(masked)):
+                        chosen = [i for i, b in zip(masked, reveal) if b]
+                        pr = pb * math.prod(r if b else 1 - r for b in reveal)
+                        for vals in itertools.product(range(oracle.vocab_size), repeat=len(chosen)):
+                            moves.append(({**to_mask, **dict(zip(chosen, vals))},
+                                          pr * math.prod(c[i][v] for i, v in zip(chosen, vals))))
             else:
                 moves = []
                 for vals in itertools.product(range(oracle.vocab_size), repeat=len(masked)):
