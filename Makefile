@@ -18,13 +18,13 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NO_TESTS_OK := || [ $$? -eq 5 ]
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test lint test-unit test-browser test-notebooks bench lock clean distclean
+.PHONY: help venv lab test lint test-unit test-browser test-load test-notebooks bench lock clean distclean
 
 help:
 	@echo "make lab    JupyterLab on http://127.0.0.1 (token printed below), notebooks/ as its root"
 	@echo "make test   ruff, unit tests, the real-browser test, nbval over notebooks/"
 	@echo "make bench  python -m diffnlp bench"
-	@echo "make lint | test-unit | test-browser | test-notebooks | lock | clean | distclean"
+	@echo "make lint | test-unit | test-browser | test-load | test-notebooks | lock | clean | distclean"
 
 # ---- the virtual environment (a stamp, so an up-to-date venv costs no pip call) -------------
 venv: $(STAMP)
@@ -64,7 +64,7 @@ lab: $(STAMP)
 # Every stage runs even if an earlier one failed; `make test` fails if any did.
 test: $(STAMP)
 	@failed=""; \
-	for t in lint test-unit test-browser test-notebooks; do \
+	for t in lint test-unit test-browser test-load test-notebooks; do \
 	  $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
@@ -74,11 +74,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check
 
 test-unit: $(STAMP)
-	$(UNIT_ENV) $(BIN)/pytest tests -n 2 -m "not browser" $(NO_TESTS_OK)
+	$(UNIT_ENV) $(BIN)/pytest tests -n 2 -m "not browser and not load" $(NO_TESTS_OK)
 
 # Chromium + JupyterLab: alone, so it does not fight the unit tests or nbval for the 2 cores.
 test-browser: $(STAMP)
 	$(NB_ENV) $(BIN)/pytest tests -m browser -rs $(NO_TESTS_OK)
+
+# Lesson 05's speed race beside a process that keeps one core busy: alone, so the load is the one we make.
+test-load: $(STAMP)
+	$(NB_ENV) $(BIN)/pytest tests -m load -p no:randomly $(NO_TESTS_OK)
 
 test-notebooks: $(STAMP)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \

@@ -297,3 +297,15 @@ def test_shipped_classifier_free_guidance_raises_control():
                                                num_steps=16, seed=2), "place", "museum", tok) for w in (0, 1, 2, 4)]
     assert non_decreasing_within_ci([r.success for r in reps], [r.stderr for r in reps])
     assert reps[0].success < 0.1 and reps[1].success > 0.6
+
+
+def test_threads_context_sets_and_restores_the_count():
+    from diffnlp.runtime import threads
+
+    before = torch.get_num_threads()
+    with threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n"):
+        with threads(0):
+            pass

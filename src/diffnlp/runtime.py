@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -45,6 +46,24 @@ def set_threads(n: int | None = None) -> int:
     n = int(os.environ.get("DIFFNLP_THREADS", n or 2))
     torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def threads(n: int):
+    """Run a block with torch on exactly ``n`` CPU threads (whatever ``DIFFNLP_THREADS`` says), then restore
+    the count. Timing small models uses one thread: a second one hardly speeds up a batch-1 step, and when
+    another program keeps a core busy, every parallel step waits for the thread that shares that core
+    (measured here: an AR story takes 25 ms on 1 or 2 idle threads, 25 ms on 1 thread beside a busy
+    process, and 400-600 ms on 2)."""
+    from ._checks import check_int
+
+    check_int("n", n, low=1)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(old)
 
 
 def accum_dtype(device: torch.device | str) -> torch.dtype:
