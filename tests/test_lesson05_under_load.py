@@ -1,6 +1,6 @@
 """Lesson 05's speed race re-executed while another process keeps one core busy: the verdicts it prints
 must still agree with the lesson's prose (every claim marked ✓, no assertion failing). The cells are the
-notebook's own, those tagged ``speed-race`` (the setup, the recorded benchmark and the live run)."""
+notebook's own, those tagged ``speed-race`` (the setup, the call count, the recorded benchmark and the live run)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_speed_race_verdicts_survive_a_busy_core(tmp_path):
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells = [c for c in nb.cells if "speed-race" in c.get("metadata", {}).get("tags", [])]
-    assert len(nb.cells) == 3, "the setup, the recorded benchmark and the live run carry the tag speed-race"
+    assert len(nb.cells) == 4, "the setup, the call count, the recorded benchmark and the live run: tag speed-race"
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         os.environ.update(DIFFNLP_DEVICE="cpu", DIFFNLP_THREADS="2", MPLBACKEND="Agg")
