@@ -292,3 +292,71 @@ def test_bad_inputs_raise_clear_errors():
         round_to_words(torch.nn.Linear(2, 2), torch.zeros(1, 2))
     with pytest.raises(ValueError, match="beta_schedule"):
         EmbeddingDiffusion(50, "sqrtt")
+
+
+# ------------------------------------------------------------------ lesson 03's measures
+def test_rounding_grad_is_the_autograd_gradient_of_the_rounding_term():
+    from diffnlp.processes.embedding import rounding_grad, rounding_nll
+
+    model = type("M", (), {"embedding": torch.nn.Embedding.from_pretrained(torch.randn(7, 3, dtype=torch.float64))})()
+    x = torch.randn(4, 5, 3, dtype=torch.float64, requires_grad=True)
+    ids = torch.randint(0, 7, (4, 5))
+    rounding_nll(model, x, ids).sum().backward()
+    assert torch.allclose(rounding_grad(model, x.detach(), ids), x.grad, atol=1e-10)
+    on_word = model.embedding.weight[ids]
+    p = torch.softmax(rounding_logits(model, on_word), -1)
+    assert torch.allclose(rounding_grad(model, on_word, ids), 2 * (p @ model.embedding.weight - on_word))
+
+
+def test_rounding_accuracy_counts_the_free_slots_and_the_positional_prior():
+    torch.manual_seed(0)
+    model = EmbeddingDenoiser(vocab_size=12, max_len=4, embed_dim=4, num_train_timesteps=50, d_model=16,
+                              n_layers=1, n_heads=2).eval()
+    process = EmbeddingDiffusion(50)
+    ids = torch.randint(2, 12, (40, 4))
+    ids[:, 1] = 3                                            # a template word: never counted as free
+    ids[:30, 2] = 7                                          # a free slot whose most common word is 7 (30 of 40)
+    acc = process.rounding_accuracy(model, ids, [0, 49], positions="free")
+    every = process.rounding_accuracy(model, ids, [0, 49])
+    guess = ids.mode(0).values
+    free = torch.tensor([True, False, True, True])
+    want_prior = float((ids == guess)[:, free].float().mean())
+    assert acc["prior"] == pytest.approx(want_prior) and every["prior"] > acc["prior"]
+    x_t = process.noisy_word_vectors(model, ids, torch.zeros(40, dtype=torch.long), torch.Generator().manual_seed(0))
+    hit = round_to_words(model, x_t / process.gaussian.alphas_cumprod[0] ** 0.5) == ids      # the same draws by hand
+    assert acc["noisy"][0] == pytest.approx(float(hit[:, free].float().mean()))
+    assert every["noisy"][0] == pytest.approx(float(hit.float().mean()))
+    with pytest.raises(ValueError, match="positions"):
+        process.rounding_accuracy(model, ids, [0], positions="some")
+    # the same noise at every t: the value at t does not depend on the other timesteps asked for
+    assert process.rounding_accuracy(model, ids, [49], positions="free")["noisy"][0] == acc["noisy"][1]
+
+
+def test_tiny_embedding_problem_and_the_story_measures():
+    from diffnlp.data.stories import StoryGrammar
+    from diffnlp.evaluation.metrics import entropy, expected_nll_given, oracle_nlls, story_report
+    from diffnlp.evaluation.oracle import tiny_embedding_problem
+
+    emb, seqs, p = tiny_embedding_problem(seed=1)
+    assert emb.shape == (3, 2) and seqs.shape == (9, 2) and p.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(emb.norm(dim=1), torch.full((3,), 1.5)) and (p > 0).all()
+    assert torch.equal(tiny_embedding_problem(seed=1)[2], p) and not torch.equal(tiny_embedding_problem(2)[2], p)
+    g = StoryGrammar()
+    stories = g.sample(50, seed=0) + ["mia found a dragon"]
+    nll = oracle_nlls(g, stories)
+    assert len(nll) == 50 and float(nll.mean()) == pytest.approx(story_report(g, stories).oracle_nll)
+    assert torch.allclose(nll, torch.tensor([-g.log_prob(s) for s in stories[:50]], dtype=torch.float64))
+    tok = g.tokenizer()
+    assert torch.equal(oracle_nlls(g, tok.encode_batch(stories[:50], 32), tok), nll)
+    # E[-log p | place = v] = H - H(place) - log pi(v), checked by averaging over the places
+    pi = torch.tensor(g.config.weights["place"], dtype=torch.float64)
+    means = torch.tensor([expected_nll_given(g, "place", v) for v in g.config.places], dtype=torch.float64)
+    assert float((pi * means).sum()) == pytest.approx(g.entropy(), abs=1e-9)
+    museum = g.config.places.index("museum")
+    assert means[museum] == pytest.approx(g.entropy() - entropy(pi) - math.log(pi[museum]))
+    with pytest.raises(ValueError, match="choice='tense'"):
+        expected_nll_given(g, "tense", "past")
+    with pytest.raises(ValueError, match="value='moon'"):
+        expected_nll_given(g, "place", "moon")
+    with pytest.raises(ValueError, match="tokenizer"):
+        oracle_nlls(g, tok.encode_batch(stories[:2], 32))

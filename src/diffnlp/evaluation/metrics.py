@@ -261,3 +261,116 @@ def entropy(q: torch.Tensor) -> float:
     q = torch.as_tensor(q, dtype=torch.float64)
     q = q[q > 0]
     return float(-(q * q.log()).sum())
+
+
+def oracle_nlls(grammar, samples, tokenizer=None) -> torch.Tensor:
+    """-log p(story) of each *valid* sample (strings, or ids (N, L) with ``tokenizer``), float64: the values
+    whose mean is ``StoryReport.oracle_nll``; their std / sqrt(n) is its standard error."""
+    from ..data.stories import InvalidStory
+
+    if isinstance(samples, torch.Tensor):
+        if tokenizer is None:
+            raise ValueError("samples are token ids: pass the tokenizer that made them")
+        samples = decode_stories(tokenizer, samples)
+    out = []
+    for s in samples:
+        try:
+            out.append(-grammar.parse(s).log_prob)
+        except InvalidStory:
+            pass
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def expected_nll_given(grammar, choice: str, value: str) -> float:
+    """The mean oracle NLL of the stories whose ``choice`` ("adjective", "object" or "place", each drawn
+    independently of the rest) is ``value``, under the grammar itself:
+
+        E[-log p(story) | value] = H - H(choice) - log pi(value),
+
+    H the stories' entropy and pi the choice's probabilities. A sampler steered to ``value`` that keeps
+    the data's spread over everything else averages this; a lower mean means it also favours likely stories."""
+    lists = {"adjective": "adjectives", "object": "objects", "place": "places"}
+    if choice not in lists:
+        raise ValueError(f"choice={choice!r}; allowed: {', '.join(lists)} (the choices drawn independently)")
+    options = getattr(grammar.config, lists[choice])
+    if value not in options:
+        raise ValueError(f"value={value!r} is not a {choice}; allowed: {', '.join(options)}")
+    pi = torch.tensor(grammar.config.weights[choice], dtype=torch.float64)
+    return float(grammar.entropy() - entropy(pi) - pi[options.index(value)].log())
+
+
+# Where the samplers of lesson 04 fail: which long-range choice a rejection is about, and whether the
+# tokens that carry that choice were decided in one step (and so drawn independently of each other).
+COUPLED_POSITIONS = {"gender": (0, 9, 17, 24), "tense and plot": (1, 10, 18, 25), "object": (4, 13)}
+
+
+def rejection_group(reason: str) -> str | None:
+    """The long-range choice a grammar rejection (``grammar.is_valid(story, explain=True)[1]``) is about:
+    "gender" (a pronoun against the name), "tense and plot" (a verb's tense, a verb or the ending's feeling
+    against the plot), "object" (the object referred to later), or None (a local error: a malformed
+    sentence, a word out of place)."""
+    if "object is the" in reason:
+        return "object"
+    if "tense" in reason or "plot" in reason or "cannot be" in reason:
+        return "tense and plot"
+    if "begins with" in reason or "ending is about" in reason:
+        return "gender"
+    return None
+
+
+def coupled_positions(group: str, length: int) -> tuple[int, ...]:
+    """The positions of a story of ``length`` words (28, or 29 with "very") that carry one long-range choice
+    (``COUPLED_POSITIONS``; every slot of the grammar has a fixed length). "tense and plot" adds the ending's
+    feeling, the word before the final ".", which must follow the plot."""
+    check_int("length", length, low=26)
+    base = COUPLED_POSITIONS[group]
+    return base + (length - 2,) if group == "tense and plot" else base
+
+
+@dataclass
+class CoupledDecision:
+    """One sample judged by ``coupled_decisions``: why it was rejected (None if valid), which long-range
+    choice that is about, and which of that choice's positions were decided in a step they shared with
+    another of them (empty: none were)."""
+
+    story: str
+    reason: str | None
+    group: str | None
+    same_step: tuple[int, ...]
+
+
+def coupled_decisions(grammar, tokenizer, ids: torch.Tensor, when: torch.Tensor) -> list[CoupledDecision]:
+    """For each sample (``ids`` (N, L)) and the step at which each of its positions was decided (``when``
+    (N, L), from ``diffnlp.base.decision_steps``): its rejection, the long-range choice the rejection is
+    about (``rejection_group``), and the positions of that choice decided in a shared step."""
+    check_tensor("ids", ids, floating=False)
+    if when.shape != ids.shape:
+        raise ValueError(f"when must have the shape of ids {tuple(ids.shape)}, got {tuple(when.shape)}")
+    out = []
+    for story, steps in zip(decode_stories(tokenizer, ids), when.tolist()):
+        ok, reason = grammar.is_valid(story, explain=True)
+        group = None if ok else rejection_group(reason)
+        same: tuple[int, ...] = ()
+        n_words = len(story.split())
+        if group is not None and n_words >= 26:
+            pos = [p for p in coupled_positions(group, n_words) if p < len(steps)]
+            at = [steps[p] for p in pos]
+            same = tuple(p for p, s in zip(pos, at) if at.count(s) > 1)
+        out.append(CoupledDecision(story, None if ok else reason, group, same))
+    return out
+
+
+def same_step_share(decisions: list[CoupledDecision]) -> tuple[int, int]:
+    """(m, n): of the n samples rejected for a long-range choice, the m in which two or more tokens of that
+    choice were decided in the same step."""
+    coupled = [d for d in decisions if d.group is not None]
+    return sum(bool(d.same_step) for d in coupled), len(coupled)
+
+
+def mean_stderr(values) -> tuple[float, float]:
+    """(mean, standard error of the mean) of a sample: std / sqrt(n), with the n - 1 std (0 for one value)."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if not v.numel():
+        raise ValueError("values is empty")
+    return float(v.mean()), float(v.std() / v.numel() ** 0.5) if v.numel() > 1 else 0.0
+

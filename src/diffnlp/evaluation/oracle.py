@@ -272,3 +272,14 @@ class PositionClassifier(nn.Module):
         # p(w^i = c | x_t) = sum_w p(w | x_t) [w^i = c], in log space and differentiable for guidance
         logw = self.oracle.log_posterior(x_t, timesteps)
         return torch.logsumexp(logw[..., None] + self.onehot.log()[None], dim=1).to(x_t.dtype)
+
+
+def tiny_embedding_problem(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lesson 03's exact test bed: 3 words with fixed 2-D vectors 1.5 (cos a, sin a) at a = 0, 2pi/3, 4pi/3,
+    all 9 sequences of 2 words, and a random correlated distribution p over them (p_k proportional to
+    u_k^2 + 0.02, u_k uniform, from ``seed``). Returns (word vectors (3, 2), sequences (9, 2), p (9,))."""
+    angles = torch.tensor([0.0, 2 * math.pi / 3, 4 * math.pi / 3])
+    emb = 1.5 * torch.stack([angles.cos(), angles.sin()], 1)
+    seqs = torch.tensor([[a, b] for a in range(3) for b in range(3)])
+    p = torch.rand(9, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) ** 2 + 0.02
+    return emb, seqs, p / p.sum()

@@ -82,6 +82,18 @@ def rounding_nll(model, x0: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.transpose(1, 2), ids.to(logits.device), reduction="none")
 
 
+def rounding_grad(model, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The gradient of the rounding term in x, (..., d): with p(v | x) = softmax_v(-||x - EMB(v)||^2),
+
+        d/dx [-log p(w | x)] = 2 (sum_v p(v | x) EMB(v) - EMB(w)),
+
+    twice the gap from the word's own vector to the vector expected under the readout: it vanishes only
+    when the readout is sure of w, and it pushes x_0 (and, through EMB, the word vectors) apart."""
+    emb = word_vectors(model)
+    p = torch.softmax(rounding_logits(model, x), -1)                  # p(v | x), (..., V)
+    return 2 * (p.to(emb.dtype) @ emb - emb[ids.to(emb.device)])      # 2 (E_p[EMB(v)] - EMB(w))
+
+
 def clamp_to_words(model, x: torch.Tensor) -> torch.Tensor:
     """The clamping trick: replace each vector by its nearest word vector EMB(round(x))."""
     return word_vectors(model)[round_to_words(model, x)]
@@ -335,18 +347,32 @@ class EmbeddingDiffusion:
             yield x
 
     @torch.no_grad()
-    def rounding_accuracy(self, model, ids: torch.Tensor, timesteps, seed: int = 0) -> dict[str, list[float]]:
+    def rounding_accuracy(self, model, ids: torch.Tensor, timesteps, seed: int = 0,
+                          positions: str = "all") -> dict[str, list[float] | float]:
         """At each timestep, the share of words still recovered by nearest-neighbour rounding of the
-        rescaled noisy vector x_t / sqrt(abar_t) ("noisy") and of the model's x_0 prediction ("model")."""
+        rescaled noisy vector x_t / sqrt(abar_t) ("noisy") and of the model's x_0 prediction ("model").
+
+        ``positions="free"`` counts only the positions where the stories ``ids`` differ (not the template
+        words that every story has at that place, nor a padding that every story has), so no word can be
+        read from its position alone. "prior" is the share a guess that ignores the sentence gets on the
+        counted words: the most common word at each position (the positional prior). Every timestep uses
+        the same draws of the noise (``seed``), so only t changes along the curve."""
         check_tensor("ids", ids, floating=False)
-        gen = torch.Generator().manual_seed(seed)
-        out: dict[str, list[float]] = {"noisy": [], "model": []}
+        check_choice("positions", positions, ("all", "free"))
+        out: dict[str, list[float] | float] = {"noisy": [], "model": []}
         dev = model_device(model)
         ids = ids.to(dev)
+        guess = ids.mode(0).values                                        # the most common word per position
+        counted = torch.ones_like(ids, dtype=torch.bool)
+        if positions == "free":
+            counted = (ids != ids[:1]).any(0).expand_as(ids)             # positions where the stories differ
+        n = counted.sum()
+        out["prior"] = float(((ids == guess) & counted).sum() / n)
         for t in timesteps:
             tt = torch.full((ids.shape[0],), int(t), dtype=torch.long)
+            gen = torch.Generator().manual_seed(seed)                     # the same draws at every t
             x_t = self.noisy_word_vectors(model, ids, tt, gen)
             abar = float(self.gaussian.alphas_cumprod[int(t)])
-            out["noisy"].append(float((round_to_words(model, x_t / abar ** 0.5) == ids).float().mean()))
-            out["model"].append(float((round_to_words(model, model(x_t, tt.to(dev))) == ids).float().mean()))
+            out["noisy"].append(float(((round_to_words(model, x_t / abar ** 0.5) == ids) & counted).sum() / n))
+            out["model"].append(float(((round_to_words(model, model(x_t, tt.to(dev))) == ids) & counted).sum() / n))
         return out

@@ -50,31 +50,85 @@ def check_nearest_word(fn) -> Verdict:
     return Verdict("correct", "argmin ||x - e_v||: the readout's argmax, and the rounding Diffusion-LM ends with")
 
 
-def reference_rounding_nll(x: torch.Tensor, emb: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """-log p(w | x) with p(v | x) = softmax_v(-||x - EMB(v)||^2), per position: (..., d), (V, d), (...) -> (...)."""
-    logits = -((x[..., None, :] - emb) ** 2).sum(-1)
-    return -torch.log_softmax(logits, -1).gather(-1, ids[..., None])[..., 0]
+def reference_rounding_grad(x: torch.Tensor, emb: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """d/dx [-log p(w | x)] with p(v | x) = softmax_v(-||x - EMB(v)||^2): 2 (sum_v p(v | x) EMB(v) - EMB(w)).
+    Shapes: x (..., d), emb (V, d), ids (...) -> (..., d)."""
+    p = torch.softmax(-((x[..., None, :] - emb) ** 2).sum(-1), -1)      # p(v | x), (..., V)
+    return 2 * (p @ emb - emb[ids])
 
 
-def check_rounding_nll(fn) -> Verdict:
-    """Exercise: the rounding term -log p(w | x_0) of the Diffusion-LM loss, per position, with the tied
-    readout logit_v(x) = -||x - EMB(v)||^2."""
-    from ...processes.embedding import rounding_nll
+def check_rounding_grad(fn) -> Verdict:
+    """Exercise (derive): the gradient in x of the rounding term -log p(w | x), per position, for the tied
+    readout logit_v(x) = -||x - EMB(v)||^2. Checked against autograd through the package's ``rounding_nll``."""
+    from ...processes.embedding import rounding_grad
 
     for seed in (0, 1):
         emb, x, ids = _word_vector_case(seed)
         got, err = run_learner(fn, x, emb, ids)
         if err or got is None:
             return err or NOT_ATTEMPTED
-        model = _word_vector_model(emb)
-        want = rounding_nll(model, x, ids)
-        v = compare(got, want, "-log p(w | x)", atol=1e-6)
-        if not v.correct:
-            dot = -torch.log_softmax(x @ emb.T, -1).gather(-1, ids[..., None])[..., 0]
-            if isinstance(got, torch.Tensor) and got.shape == dot.shape and \
-                    torch.allclose(got.double(), dot, atol=1e-6):
-                return Verdict("incorrect", "that is the softmax of the dot products x.e; this readout uses "
-                                            "-||x - e||^2 (so its argmax is the nearest word)")
-            return v
-    return Verdict("correct", "-log softmax(-||x - e_v||^2)[w]: small when x_0 sits close to its own word vector "
-                              "and far from the others")
+        want = rounding_grad(_word_vector_model(emb), x, ids)
+        v = compare(got, want, "the gradient", atol=1e-6)
+        if v.correct:
+            continue
+        if isinstance(got, torch.Tensor) and got.shape == want.shape:
+            got = got.double()
+            e_w = emb[ids]
+            if torch.allclose(got, 2 * (x - e_w), atol=1e-6):
+                return Verdict("incorrect", "2 (x - EMB(w)) is the gradient of ||x - EMB(w)||^2 alone: you dropped "
+                                            "the log-sum-exp normaliser, whose gradient brings in every word v "
+                                            "weighted by p(v | x)")
+            if torch.allclose(got, -want, atol=1e-6):
+                return Verdict("incorrect", "the sign is flipped: that is the gradient of log p(w | x); the "
+                                            "loss is -log p(w | x)")
+            if torch.allclose(got, want / 2, atol=1e-6):
+                return Verdict("incorrect", "off by a factor 2: d/dx ||x - e||^2 = 2 (x - e)")
+        return v
+    return Verdict("correct", "2 (E_p[EMB(v)] - EMB(w)): zero only when the readout is sure of w. Minimising "
+                              "the term pulls x_0 toward its own word and away from the words it could be "
+                              "confused with, which is how the rounding term keeps the word vectors apart")
+
+
+def reference_rounding_guess(model=None, process=None, ids=None, t: int = 200) -> float:
+    """The share of the free-slot words that rounding x_t / sqrt(abar_t) alone still recovers at timestep
+    ``t`` (the shipped model's word vectors, the first 500 test stories): ``rounding_accuracy``, measured."""
+    if model is None:
+        from ...training.pretrained import load_pretrained
+
+        model, process, _, _ = load_pretrained("stories-diffusion-lm")
+    if ids is None:
+        from ...training.recipes import story_data
+
+        ids = story_data(split="test")[2][:500]
+    return float(process.rounding_accuracy(model, ids, [t], positions="free")["noisy"][0])
+
+
+def check_rounding_guess(guess, model=None, process=None, ids=None, t: int = 200, tolerance: float = 0.1) -> Verdict:
+    """Exercise (predict): at t = 200 (abar_t = 0.557 with the sqrt schedule), what share of the free-slot
+    words does rounding the noisy vectors alone still recover? Measured live; within ``tolerance`` is right."""
+    if guess is None:
+        return NOT_ATTEMPTED
+    if isinstance(guess, torch.Tensor):
+        guess = guess.item()
+    if isinstance(guess, bool) or not isinstance(guess, (int, float)):
+        return Verdict("incorrect", f"give a share between 0 and 1, got {type(guess).__name__} {guess!r}")
+    if 1 < guess <= 100:
+        return Verdict("incorrect", f"give a share between 0 and 1, not a percentage (for {guess} %: {guess / 100})")
+    if not 0 <= guess <= 1:
+        return Verdict("incorrect", f"a share lies between 0 and 1, got {guess}")
+    if model is None:
+        from ...training.pretrained import load_pretrained
+
+        model, process, _, _ = load_pretrained("stories-diffusion-lm")
+    measured = reference_rounding_guess(model, process, ids, t)
+    abar = float(process.gaussian.alphas_cumprod[t])
+    std = ((1 - abar) / abar) ** 0.5
+    off = guess - measured
+    if abs(off) <= tolerance:
+        return Verdict("correct", f"measured {measured:.3f}; you were off by {off:+.3f}. The noise left in "
+                                  f"x_t / sqrt(abar_t) has std sqrt((1 - abar_t) / abar_t) = {std:.2f} per "
+                                  "dimension, comparable to half the distance between neighbouring word vectors")
+    why = (f"too optimistic: a std of {std:.2f} per dimension, over all the dimensions, often lands nearer to a "
+           "neighbour" if off > 0 else "too pessimistic: the word vectors sit several units apart, more "
+           "than the noise moves a vector along the line to its neighbour")
+    return Verdict("incorrect", f"measured {measured:.3f}; you were off by {off:+.3f} ({why})")

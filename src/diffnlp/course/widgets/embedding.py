@@ -208,26 +208,68 @@ class EmbeddingNoisingExplorer(PNGWidget):
         self.text.value = self.grammar.sample(1, seed=self.seed)[0]
 
     # ----------------------------------------------------------------- for readers on the web
-    def strip(self, timesteps=(0, 100, 300, 600, 999)):
-        """A static figure: the projection at a few timesteps, and the nearest-word decoding of each."""
+    def strip(self, timesteps=(0, 100, 300, 600, 999), clamp: bool = False):
+        """A static figure for readers without a kernel: at a few timesteps, the projection (every word
+        vector in grey, the sentence's words as open circles, the noisy x_t in coral, the model's x_0
+        prediction as blue crosses) and, under each panel, the two nearest-word decodings: of
+        x_t / sqrt(abar_t) (rounding alone) and of the model's prediction. Words decoded wrongly are coral."""
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(timesteps), figsize=(2.6 * len(timesteps), 3.0))
+        words = [self.tokenizer.vocab[i] for i in self.ids.tolist()]
+        fig, axes = plt.subplots(1, len(timesteps), figsize=(2.9 * len(timesteps), 5.6), squeeze=False)
+        axes = axes[0]
         clean = self.project(self.x0)
         lim = float(np.abs(self.vocab_2d).max()) * 1.25
-        for ax, t in zip(axes, timesteps):
-            s = self.state(int(t), clamp=False)
+        for k, (ax, t) in enumerate(zip(axes, timesteps)):
+            s = self.state(int(t), clamp=clamp)
             ax.scatter(self.vocab_2d[:, 0], self.vocab_2d[:, 1], s=5, color=GREY, alpha=0.4)
-            ax.scatter(clean[:, 0], clean[:, 1], s=30, facecolors="none", edgecolors=INK, lw=1)
-            noisy = self.project(s["x_t"])
-            ax.scatter(noisy[:, 0], noisy[:, 1], s=12, color=CORAL)
+            ax.scatter(clean[:, 0], clean[:, 1], s=30, facecolors="none", edgecolors=INK, lw=1,
+                       label="the sentence's words")
+            noisy, pred = self.project(s["x_t"]), self.project(s["pred"])
+            ax.scatter(noisy[:, 0], noisy[:, 1], s=12, color=CORAL, label=r"noisy $x_t$")
+            ax.scatter(pred[:, 0], pred[:, 1], s=30, marker="x", color=BLUE, lw=1.3, label=r"model's $\hat x_0$")
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
-            right = sum(a == b for a, b in zip(self.ids.tolist(), s["rounded"]))
-            style_axes(ax, f"t = {t}: {right}/{len(self.ids)} words\nstill nearest", "PC 1",
-                       "PC 2" if t == timesteps[0] else None)
+            title = f"t = {t}   $\\bar\\alpha_t$ = {s['abar']:.3f}"
+            style_axes(ax, title, "PC 1", "PC 2" if k == 0 else None)
+            if k == 0:
+                ax.legend(loc="upper left", fontsize=6, frameon=False)
+            y = -0.2
+            for label, decoded in (("nearest word to x_t/sqrt(abar_t)", s["rounded"]),
+                                   ("nearest word to the model's x̂0" + (" (clamped)" if clamp else ""),
+                                    s["predicted"])):
+                right = sum(a == b for a, b in zip(self.ids.tolist(), decoded))
+                ax.text(0, y, f"{label}: {right}/{len(words)} right", transform=ax.transAxes, fontsize=6.5,
+                        color=INK, va="top", weight="bold")
+                y -= 0.055
+                y = self._strip_words(ax, [self.tokenizer.vocab[i] for i in decoded], words, y)
+                y -= 0.03
         fig.tight_layout()
+        fig.subplots_adjust(bottom=0.45)
         return fig
+
+    @staticmethod
+    def _strip_words(ax, decoded: list[str], truth: list[str], y: float, width: int = 34) -> float:
+        """Write a decoded sentence under a panel, wrapped, in a monospace font: the words that match the
+        sentence in ink and the others in coral (two overlaid layers whose characters line up)."""
+        line_height = 0.05
+        lines, cur, n = [], [], 0
+        for d, w in zip(decoded, truth):
+            if cur and n + 1 + len(d) > width:
+                lines.append(cur)
+                cur, n = [], 0
+            n += len(d) + (1 if cur else 0)
+            cur.append((d, d == w))
+        if cur:
+            lines.append(cur)
+        for line in lines:
+            ok = " ".join(d if good else " " * len(d) for d, good in line)
+            bad = " ".join(" " * len(d) if good else d for d, good in line)
+            for text, color in ((ok, INK), (bad, CORAL)):
+                ax.text(0, y, text, transform=ax.transAxes, fontsize=6.5, family="monospace", color=color,
+                        va="top")
+            y -= line_height
+        return y
 
     def png(self) -> bytes:
         """The widget's current picture as PNG bytes."""
