@@ -212,3 +212,71 @@ def test_euler_and_tweedie_coincide_on_the_loglinear_schedule_only():
         euler = (t - s) * sedd.sigma(t)
         tweedie = sedd.masking.alpha(s) / sedd.masking.alpha(t) - 1
         assert torch.allclose(euler, tweedie, rtol=1e-9) == same
+
+
+def test_true_scores_are_the_ratio_of_marginals(tiny):
+    """s_{i,y} = p_t(z with z^i = y) / p_t(z) by brute force over the 27 sequences equals r(t) p(x_0^i = y | z_t),
+    and with these scores the score entropy is MDLM's integrand."""
+    seqs, p, oracle = tiny
+    sedd = ScoreEntropy("loglinear", mask_id=MASK)
+    t = torch.tensor([0.37], dtype=torch.float64)
+    a = float(sedd.masking.alpha(t))
+
+    def marginal(z):                                          # p_t(z) = sum_x p(x) prod_j q(z_j | x_j)
+        q = torch.ones(27, dtype=torch.float64)
+        for j, zj in enumerate(z):
+            q = q * (seqs[:, j] == zj).double() * a if zj != MASK else q * (1 - a)
+        return float((p * q).sum())
+
+    for z in ((MASK, 0, 2), (1, MASK, MASK), (MASK, MASK, MASK)):
+        zt = torch.tensor([z])
+        got = sedd.true_log_scores(torch.log_softmax(oracle(zt), -1), t).exp()[0]
+        for i in range(3):
+            if z[i] != MASK:
+                continue
+            for y in range(3):
+                brute = marginal(z[:i] + (y,) + z[i + 1:]) / marginal(z)
+                assert float(got[i, y]) == pytest.approx(brute, rel=1e-9)
+            assert float(got[i, MASK]) == 0.0
+    x0 = seqs[[5]]
+    z = torch.tensor([[MASK, int(x0[0, 1]), MASK]])
+    se = sedd.score_entropy(sedd.true_log_scores(torch.log_softmax(oracle(z), -1), t), z, x0, t)
+    logp = torch.log_softmax(oracle(z), -1).gather(-1, x0[..., None])[..., 0]
+    mdlm = sedd.masking.weight(t) * torch.where(z == MASK, -logp, torch.zeros_like(logp)).sum(-1)
+    assert torch.allclose(se, mdlm, atol=1e-10)
+
+
+def test_token_revisions_count_changes_after_the_first():
+    from diffnlp.evaluation.metrics import token_revisions
+
+    M_ = 9
+    states = [torch.tensor([[M_, M_, 4]]), torch.tensor([[2, M_, 4]]), torch.tensor([[3, 5, 4]]),
+              torch.tensor([[2, 5, 4]])]
+    # position 0: set to 2, changed to 3, back to 2 (2 revisions); position 1: set once; position 2: never changed
+    assert token_revisions(states).tolist() == [2]
+    assert token_revisions(states[:2]).tolist() == [0]
+    uniform = TokenPosteriorDenoiser(list(itertools.product(range(3), repeat=3)),
+                                     torch.full((27,), 1 / 27, dtype=torch.float64), vocab_size=V, mask_id=MASK)
+    oracle_traj = list(MaskedDiffusion("loglinear", mask_id=MASK).sample(uniform, 16, 3, 4,
+                                                                         generator=torch.Generator().manual_seed(0)))
+    assert token_revisions(oracle_traj).eq(0).all()          # MDLM never changes a revealed token
+    with pytest.raises(ValueError, match="at least two"):
+        token_revisions(states[:1])
+
+
+def test_field_map_places_every_method():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from diffnlp.course.plotting import FIELD_MAP, plot_field_map
+
+    ax = plot_field_map()
+    texts = " ".join(t.get_text() for t in ax.texts)
+    for _, methods in FIELD_MAP.values():
+        for name, lesson in methods:
+            assert name in texts and (not lesson or f"(L{lesson})" in texts)
+    for name in ("Diffusion-LM", "SSD-LM", "MDLM", "LLaDA (8B)", "SEDD-uniform", "BD3-LM", "Gemini Diffusion*"):
+        assert name in texts
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)

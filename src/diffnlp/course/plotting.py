@@ -177,3 +177,51 @@ def plot_word_vectors(ax, coords, words: Sequence[str], roles: Sequence[str], la
                         textcoords="offset points")
     ax.legend(fontsize=7, frameon=False, loc="best", ncol=2)
     return style_axes(ax, title, "principal direction 1", "principal direction 2")
+
+
+# The map of the field (lesson 06): each family of text diffusion, its methods, and the lesson of this course
+# that covers each one ("" where the course only names it).
+FIELD_MAP: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "embedding": ("continuous: Gaussian noise on word vectors",
+                  [("Diffusion-LM", "03"), ("CDCD", ""), ("Plaid", "")]),
+    "simplex": ("continuous: Gaussian noise on the simplex (logits)", [("SSD-LM", "")]),
+    "mask": ("discrete: absorbing noise ([MASK])",
+             [("D3PM-absorbing", "04"), ("MDLM", "04"), ("MD4", ""), ("LLaDA (8B)", "04, 05"),
+              ("ReMDM", "05"), ("SEDD-absorb", "06"), ("DFM (mask path)", "06")]),
+    "uniform": ("discrete: uniform noise (random tokens)", [("D3PM-uniform", "04, 06"), ("SEDD-uniform", "")]),
+    "block": ("block / semi-autoregressive: AR over blocks, diffusion within",
+              [("BD3-LM", "05"), ("Gemini Diffusion*", "05"), ("Mercury*", "")]),
+}
+
+
+def plot_field_map(ax=None):
+    """One figure of text diffusion's families (``FIELD_MAP``): continuous (word vectors, simplex) on the left,
+    discrete (mask, uniform) on the right, block / semi-autoregressive models across the bottom. Each method
+    carries the lesson that covers it ("L04"); * marks models whose design is public only in outline."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5.2))
+    boxes = {"embedding": (0.0, 0.40, 0.48, 0.44), "simplex": (0.0, 0.26, 0.48, 0.12),
+             "mask": (0.52, 0.40, 0.48, 0.44), "uniform": (0.52, 0.26, 0.48, 0.12),
+             "block": (0.0, 0.0, 1.0, 0.22)}
+    colors = {"embedding": "#dbe4f0", "simplex": "#dbe4f0", "mask": "#f6ddd6", "uniform": "#f6ddd6",
+              "block": "#e3efe6"}
+    for key, (x, y, w, h) in boxes.items():
+        title, methods = FIELD_MAP[key]
+        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colors[key], edgecolor=GREY, linewidth=0.8))
+        ax.text(x + 0.01, y + h - 0.015, title, fontsize=8.5, weight="bold", va="top", color=GREY)
+        per_row = 2 if key != "block" else 3
+        for j, (name, lesson) in enumerate(methods):
+            col, row = j % per_row, j // per_row
+            label = name + (f"  (L{lesson})" if lesson else "")
+            ax.text(x + 0.02 + col * (w - 0.02) / per_row, y + h - 0.08 - row * 0.075, label, fontsize=8.5,
+                    va="top", color=INK if lesson else GREY, weight="bold" if lesson else "normal")
+    ax.text(0.24, 0.88, "CONTINUOUS", ha="center", fontsize=10, weight="bold", color=INK)
+    ax.text(0.76, 0.88, "DISCRETE", ha="center", fontsize=10, weight="bold", color=CORAL)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 0.93)
+    ax.axis("off")
+    ax.set_title("A map of text diffusion (bold: covered in this course, with its lesson; "
+                 "*: design public only in outline)", fontsize=9)
+    return ax

@@ -62,6 +62,17 @@ class ScoreEntropy:
         a = self.masking.alpha(t)
         return self.masking.weight(t) * (1 - a) / a
 
+    def true_log_scores(self, x0_log_probs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The log of the true concrete score at a masked position, from a denoiser's log p(x_0^i = y | z_t):
+
+            s_{i,y} = p_t(z_t with z^i = y) / p_t(z_t) = r(t) p(x_0^i = y | z_t),      r(t) = alpha / (1 - alpha),
+
+        because z^i = y needs x_0^i = y kept (probability alpha) where z^i = [MASK] needed it masked
+        (probability 1 - alpha). ``x0_log_probs`` (B, L, V), ``t`` (B,); the [MASK] column stays -inf."""
+        check_tensor("x0_log_probs", x0_log_probs, floating=True)
+        log_r = torch.log(self.ratio(t.to(x0_log_probs.dtype)))[:, None, None].to(x0_log_probs.device)
+        return log_r + x0_log_probs                                         # log r(t) + log p(x_0^i = y | z_t)
+
     def log_scores(self, model, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log s(z_t) = log r(t) + model output, (B, L, V); the [MASK] column is -inf."""
         out = float_logits(model, z_t, t)
@@ -76,7 +87,9 @@ class ScoreEntropy:
                       t: torch.Tensor) -> torch.Tensor:
         """The integrand of the denoising score entropy at time t, per sequence (B,):
 
-            sum_{i masked} sigma(t) [ sum_{y != M} s_{i,y} - r log s_{i,x0^i} + K(r) ]."""
+            sum_{i masked} sigma(t) [ sum_{y != M} s_{i,y} - r log s_{i,x0^i} + K(r) ],
+
+        the constant K(r) counted once per masked position: it belongs to the single term y = x0^i."""
         check_tensor("log_scores", log_scores, floating=True)
         t = t.to(log_scores.device, log_scores.dtype)
         r = self.ratio(t)[:, None]
