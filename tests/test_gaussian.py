@@ -578,3 +578,27 @@ def test_nelbo_is_unbiased_against_its_closed_form_for_gaussian_data(schedule, p
     nll = sq / (2 * v) + 0.5 * dim * torch.log(2 * math.pi * v)
     assert float((exact - nll).min()) > 0                                   # a bound, for every example
     assert float((exact - nll).mean()) < 2.0                                 # and not a loose one
+
+
+# ------------------------------------------------------------------ lesson 01: one-hot words under noise
+
+def test_argmax_flip_rates_and_the_flip_band():
+    from diffnlp.processes.gaussian import argmax_flip_rates, flip_band
+
+    V = 15
+    ids = torch.randint(0, V, (2000,), generator=torch.Generator().manual_seed(0))
+    d = GaussianDiffusion(1000, "linear")
+    rates = argmax_flip_rates(d, ids, V, torch.Generator().manual_seed(1))
+    assert rates.shape == (1000,) and rates[0] == 0                         # abar_0 = 0.9999: nothing flips
+    assert abs(rates[-1] - (1 - 1 / V)) < 0.03                              # pure noise: a random word
+    one = torch.nn.functional.one_hot(ids[:7], V).double() * 2 - 1          # by hand at t = 300
+    eps = torch.randn(2000, V, generator=torch.Generator().manual_seed(1), dtype=torch.float64)[:7]
+    a = d.alphas_cumprod[300].double()
+    by_hand = ((a.sqrt() * one + (1 - a).sqrt() * eps).argmax(-1) != ids[:7]).double().mean()
+    assert by_hand == (argmax_flip_rates(d, ids[:7], V, torch.Generator().manual_seed(1))[300])
+    lo, hi = flip_band(rates, V)
+    level = 1 - 1 / V
+    assert rates[lo] >= 0.1 * level > rates[lo - 1] and rates[hi] >= 0.9 * level > rates[:hi].max()
+    assert flip_band(torch.tensor([0.0, 0.2, 0.5, 0.95]), 2) == (1, 2)      # levels 0.05 and 0.45
+    with pytest.raises(ValueError, match="never reach"):
+        flip_band(torch.zeros(10), V)

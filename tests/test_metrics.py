@@ -190,3 +190,49 @@ def test_distribution_helpers():
     assert total_variation(q, torch.full((9,), 1 / 9)) == pytest.approx(2 / 3)       # (6/9 + 7/18 + 2 (5/36)) / 2
     assert total_variation(q, q) == 0.0
     assert entropy(q) == pytest.approx(-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)))
+
+
+# ------------------------------------------------------------------------- lessons 01-02: exact yardsticks
+def test_mixture_fit_is_exact_on_the_mixture_and_sees_blur_and_missing_mass():
+    from diffnlp.data.toy2d import MIXTURE_STD, MIXTURE_WEIGHTS, mixture_means
+    from diffnlp.evaluation.metrics import total_variation
+    from diffnlp.evaluation.oracle import mixture_fit
+
+    x = sample_points("mixture", 40000, seed=3)
+    mass, spread = mixture_fit(x, mixture_means(), MIXTURE_STD)
+    assert abs(spread - 1) < 0.01
+    assert total_variation(mass, torch.tensor(MIXTURE_WEIGHTS)) < 0.01
+    means = torch.tensor(mixture_means(), dtype=torch.float32)
+    k = torch.cdist(x, means).argmin(1)
+    blurred = means[k] + 1.5 * (x - means[k])                                # every cluster 1.5x wider
+    assert abs(mixture_fit(blurred, mixture_means(), MIXTURE_STD)[1] - 1.5) < 0.02
+    only_first = x[k == 0]                                                   # all the mass on one centre
+    mass, spread = mixture_fit(only_first, mixture_means(), MIXTURE_STD)
+    assert mass[0] == 1 and abs(spread - 1) < 0.05
+    with pytest.raises(ValueError, match="same D"):
+        mixture_fit(torch.zeros(5, 3), mixture_means(), MIXTURE_STD)
+
+
+def test_swd_stderr_splits_into_independent_draws():
+    from diffnlp.evaluation.metrics import mean_stderr
+    from diffnlp.evaluation.oracle import swd_stderr
+
+    x, y = sample_points("moons", 3000, seed=1), sample_points("moons", 3000, seed=2)
+    m, se = swd_stderr(x, y, draws=3)
+    parts = [sliced_wasserstein(x[j * 1000:(j + 1) * 1000], y[j * 1000:(j + 1) * 1000], seed=j) for j in range(3)]
+    assert (m, se) == mean_stderr(parts) and se > 0
+    assert swd_stderr(x, x + 1.0, draws=3)[0] > 0.5                          # a shift of (1, 1): far above 0
+    with pytest.raises(ValueError, match="divisible"):
+        swd_stderr(x[:100], y[:100], draws=3)
+
+
+def test_sign_beyond_noise():
+    from diffnlp.evaluation.oracle import sign_beyond_noise
+
+    assert sign_beyond_noise((1.0, 0.1), (0.0, 0.1)) == 1                   # gap 1 > 3 * 0.141
+    assert sign_beyond_noise((0.0, 0.1), (1.0, 0.1)) == -1
+    assert sign_beyond_noise((0.3, 0.1), (0.0, 0.1)) == 0                   # 0.3 < 0.424: within noise
+    assert sign_beyond_noise((0.3, 0.1), (0.0, 0.1), z=2) == 1              # 0.3 > 0.283
+    assert sign_beyond_noise((0.5, 0.0), (0.5, 0.0)) == 0
+    with pytest.raises(ValueError, match="standard errors"):
+        sign_beyond_noise((0.0, -1.0), (0.0, 0.1))

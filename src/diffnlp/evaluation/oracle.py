@@ -283,3 +283,54 @@ def tiny_embedding_problem(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, t
     seqs = torch.tensor([[a, b] for a in range(3) for b in range(3)])
     p = torch.rand(9, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) ** 2 + 0.02
     return emb, seqs, p / p.sum()
+
+
+# ------------------------------------------------------------- lesson 02: samplers against the known answer
+def mixture_fit(x: torch.Tensor, means, std: float) -> tuple[torch.Tensor, float]:
+    """How well points ``x`` (n, D) match a mixture of well-separated Gaussians N(mu_k, s^2 I), s = ``std``.
+
+    Each point goes to its nearest centre mu_k (``means``, (K, D)). Returns ``(mass, spread)``:
+
+        mass_k = (number of points assigned to k) / n                 (the truth: the weight pi_k)
+        spread = sqrt( mean_i ||x_i - mu_k(i)||^2 / (D s^2) )        (the truth: 1)
+
+    Both are exact yardsticks when the components are far apart compared with s (the course's "mixture":
+    centres 1.15 apart, s = 0.1): a spread above 1 means blurred clusters, below 1 clusters that are too
+    tight, and mass compares with the weights through ``total_variation``.
+    """
+    check_tensor("x", x, floating=True)
+    mu = torch.as_tensor(means, dtype=torch.float64)
+    if x.ndim != 2 or mu.ndim != 2 or x.shape[1] != mu.shape[1]:
+        raise ValueError(f"x must be (n, D) and means (K, D) with the same D; "
+                         f"got {tuple(x.shape)} and {tuple(mu.shape)}")
+    xd = x.detach().cpu().double()
+    k = torch.cdist(xd, mu).argmin(1)                                       # nearest centre of each point
+    mass = torch.bincount(k, minlength=mu.shape[0]).double() / len(xd)
+    spread = float(((xd - mu[k]) ** 2).sum(1).mean().div(xd.shape[1] * std ** 2).sqrt())
+    return mass, spread
+
+
+def swd_stderr(x: torch.Tensor, y: torch.Tensor, draws: int = 5, num_projections: int = 512) -> tuple[float, float]:
+    """SWD with an error bar over independent draws: split ``x`` and ``y`` (n, d) into ``draws`` equal chunks,
+    take ``sliced_wasserstein(x_j, y_j, seed=j)`` for each pair, and return (mean, standard error) over the
+    chunks. Each chunk is a sample of n / draws points, so compare it only with a floor at the same size."""
+    from .._checks import check_int
+    from .metrics import mean_stderr, sliced_wasserstein
+
+    draws = check_int("draws", draws, low=2)
+    if x.shape != y.shape or x.ndim != 2 or len(x) % draws:
+        raise ValueError(f"x and y must both be (n, d) with n divisible by draws={draws}; "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+    m = len(x) // draws
+    return mean_stderr([sliced_wasserstein(x[j * m:(j + 1) * m], y[j * m:(j + 1) * m], num_projections, seed=j)
+                        for j in range(draws)])
+
+
+def sign_beyond_noise(a: tuple[float, float], b: tuple[float, float], z: float = 3.0) -> int:
+    """Compare two measurements given as (mean, standard error): +1 if a is larger than b by more than
+    z sqrt(se_a^2 + se_b^2), -1 if smaller by more than that, 0 if they are within noise of each other."""
+    (ma, sa), (mb, sb) = a, b
+    if min(sa, sb) < 0 or z <= 0:
+        raise ValueError(f"standard errors must be >= 0 and z > 0, got {sa}, {sb} and z={z}")
+    margin = z * (sa ** 2 + sb ** 2) ** 0.5
+    return 1 if ma - mb > margin else -1 if mb - ma > margin else 0

@@ -358,3 +358,39 @@ class GaussianDiffusion:
 def gaussian_kl(mean1: torch.Tensor, var1: torch.Tensor, mean2: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
     """KL(N(m1, v1) || N(m2, v2)) per element = 0.5 (log(v2/v1) + (v1 + (m1 - m2)^2) / v2 - 1)."""
     return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
+
+
+# ------------------------------------------------ lesson 01: Gaussian noise on one-hot words
+
+def argmax_flip_rates(diffusion: GaussianDiffusion, ids: torch.Tensor, vocab_size: int, generator=None) -> torch.Tensor:
+    """Gaussian noise on one-hot words: the share of words read back wrong at every timestep, (T,) float64.
+
+    Each word id w becomes the vector x_0 = 2 onehot(w) - 1 (+1 on its axis, -1 elsewhere), gets one fixed
+    noise vector eps, and x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps; it is read back as argmax x_t.
+    rate_t = mean_i [argmax x_t^i != w^i]. Pure noise reads back a uniformly random word: rate -> 1 - 1/V.
+    """
+    check_tensor("ids", ids, ndim_min=1)
+    V = check_int("vocab_size", vocab_size, low=2)
+    ids = ids.reshape(-1).long().cpu()
+    x0 = torch.nn.functional.one_hot(ids, V).double() * 2 - 1
+    eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+    abar = diffusion.alphas_cumprod.double()
+    rates = torch.empty(len(abar), dtype=torch.float64)
+    for start in range(0, len(abar), 100):                                  # 100 timesteps at a time
+        a = abar[start:start + 100, None, None]
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps                          # (chunk, N, V)
+        rates[start:start + 100] = (x_t.argmax(-1) != ids).double().mean(1)
+    return rates
+
+
+def flip_band(rates: torch.Tensor, vocab_size: int, low: float = 0.1, high: float = 0.9) -> tuple[int, int]:
+    """The band of timesteps in which words flip: the first t where ``rates`` (from ``argmax_flip_rates``)
+    reaches ``low`` of its pure-noise level 1 - 1/V, and the first t where it reaches ``high`` of it."""
+    level = 1 - 1 / check_int("vocab_size", vocab_size, low=2)
+    r = torch.as_tensor(rates, dtype=torch.float64)
+    if not 0 < low < high < 1:
+        raise ValueError(f"need 0 < low < high < 1, got low={low}, high={high}")
+    above_low, above_high = (r >= low * level).nonzero(), (r >= high * level).nonzero()
+    if not len(above_high):
+        raise ValueError(f"rates never reach {high:.0%} of the pure-noise level {level:.3f}")
+    return int(above_low[0]), int(above_high[0])
