@@ -20,7 +20,7 @@ from diffnlp import MaskedDiffusion
 from diffnlp.base import decision_steps
 from diffnlp.evaluation.oracle import TokenPosteriorDenoiser
 from diffnlp.models.transformer import Transformer
-from diffnlp.schedules import mask_alpha, mask_loss_weight
+from diffnlp.schedules import mask_alpha, mask_loss_weight, masked_count_probabilities, token_loss_weights
 
 V, L, MASK = 3, 3, 3
 SEQS = list(itertools.product(range(V), repeat=L))
@@ -343,3 +343,80 @@ def test_exact_nelbo_builds_no_graph():
     model = Transformer(vocab_size=5, max_len=3, d_model=16, n_layers=1, n_heads=2)
     out = MaskedDiffusion("loglinear", mask_id=4).exact_nelbo(model, torch.tensor([[0, 1, 2]]))
     assert not out.requires_grad
+
+
+# ---------------------------------------------------------------- the per-token training weight (lesson 04)
+@pytest.mark.parametrize("length", [1, 3, 8, 32])
+def test_masked_count_is_uniform_under_the_loglinear_schedule(length):
+    # P(k) = C(L, k) int_0^1 t^k (1 - t)^(L-k) dt = 1 / (L + 1), checked by quadrature; with alpha_min > 0 it
+    # still sums to 1 and matches a quadrature of the same integral over t
+    uniform = torch.full((length + 1,), 1 / (length + 1), dtype=torch.float64)
+    assert torch.allclose(masked_count_probabilities("loglinear", length, 0.0), uniform, atol=1e-14)
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=1e-3)
+    P = masked_count_probabilities("loglinear", length, 1e-3)
+    t = (torch.arange(200_000, dtype=torch.float64) + 0.5) / 200_000               # midpoint rule on (0, 1)
+    u = 1 - md.alpha(t)
+    quad = torch.stack([math.comb(length, k) * (u ** k * (1 - u) ** (length - k)).mean() for k in range(length + 1)])
+    assert torch.allclose(P, quad, atol=1e-8) and abs(float(P.sum()) - 1) < 1e-12
+    with pytest.raises(ValueError, match="loglinear"):
+        masked_count_probabilities("cosine", length)
+
+
+def test_token_loss_is_L_over_L_plus_1_of_the_nelbo_by_enumeration():
+    # E_t E_z[(L/k) sum_masked CE] = L/(L+1) NELBO exactly when alpha_min = 0, for any denoiser: checked mask by
+    # mask against an independent enumeration with the Beta integral, and against exact_nelbo
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=0.0)
+    d, c = token_loss_weights("loglinear", L, 0.0), md.mask_weights(L)
+    assert torch.allclose(d, L / (L + 1) * c, atol=1e-15)
+    for model in (ORACLE, _untrained_model()):
+        x = torch.tensor(SEQS)
+        token = md.exact_loss(model, x, weighting="token")
+        assert torch.allclose(token, L / (L + 1) * md.exact_nelbo(model, x), atol=1e-10)
+        assert torch.equal(md.exact_loss(model, x, weighting="nelbo"), md.exact_nelbo(model, x))
+        # by hand: a mask of k positions has probability int t^k (1-t)^(L-k) dt = k!(L-k)!/(L+1)! and weight L/k
+        want = torch.zeros(len(SEQS), dtype=torch.float64)
+        for m in range(1, 2 ** L):
+            mask = torch.tensor([(m >> i) & 1 for i in range(L)], dtype=torch.bool)
+            k = int(mask.sum())
+            prob = math.factorial(k) * math.factorial(L - k) / math.factorial(L + 1)
+            z = torch.where(mask, MASK, x)
+            nll = -md.log_probs(model, z, torch.ones(len(x))).double().gather(-1, x[..., None])[..., 0]
+            want += prob * (L / k) * torch.where(mask, nll, 0.0).sum(-1)
+        assert torch.allclose(token, want, atol=1e-5)             # float32 network, other batches: low bits
+
+
+@pytest.mark.parametrize("alpha_min", [0.0, 1e-3])
+def test_the_token_loss_averages_to_its_exact_expectation(alpha_min):
+    md = MaskedDiffusion("loglinear", mask_id=MASK, alpha_min=alpha_min)
+    x = torch.tensor(SEQS[:4]).repeat(4000, 1)
+    draws = md.loss(ORACLE, x, generator=torch.Generator().manual_seed(2), weighting="token").reshape(4000, 4).T
+    exact = md.exact_loss(ORACLE, torch.tensor(SEQS[:4]), weighting="token")
+    se = draws.std(1) / 4000 ** 0.5
+    assert ((draws.mean(1) - exact).abs() < 4 * se).all(), (draws.mean(1), exact, se)
+    ratio = exact / md.exact_nelbo(ORACLE, torch.tensor(SEQS[:4]))
+    assert (ratio >= L / (L + 1) - 1e-12).all() and (ratio <= L / (L + 1) / (1 - alpha_min) + 1e-12).all()
+
+
+def _untrained_model():
+    torch.manual_seed(0)
+    return Transformer(vocab_size=V + 1, max_len=L, d_model=16, n_layers=1, n_heads=2).eval()
+
+
+@pytest.mark.parametrize("schedule,K", [("loglinear", 8), ("loglinear", 3), ("cosine", 8)])
+def test_same_step_probability_against_the_sampler(schedule, K):
+    # each position's reveal step is independent with P(step k) = q_k; the package's sampler agrees
+    md = MaskedDiffusion(schedule, mask_id=MASK)
+    q = md.reveal_step_probabilities(K)
+    assert abs(float(q.sum()) - 1) < 1e-12
+    if schedule == "loglinear":
+        assert torch.allclose(q, torch.full((K,), 1 / K, dtype=torch.float64), atol=1e-12)
+        assert abs(md.same_step_probability(K) - 1 / K) < 1e-12
+        assert abs(md.same_step_probability(K, 3) - (1 - math.perm(K, 3) / K ** 3)) < 1e-12
+    n = 20_000
+    when = decision_steps(list(md.sample(ORACLE, n, L, K, generator=torch.Generator().manual_seed(0))), MASK)
+    freq = torch.stack([(when[:, 0] == k + 1).double().mean() for k in range(K)])
+    assert ((freq - q).abs() < 4 * (q * (1 - q) / n).sqrt() + 1e-9).all(), (freq, q)
+    for m in (2, 3):
+        p = md.same_step_probability(K, m)
+        hit = torch.tensor([len(set(r)) < m for r in when[:, :m].tolist()]).double().mean()
+        assert abs(float(hit) - p) < 4 * (p * (1 - p) / n) ** 0.5, (m, float(hit), p)

@@ -1,5 +1,5 @@
 """Shipped text checkpoints: their headline metrics recomputed from the files; the recipes' plumbing;
-the text widgets driven from Python; the lesson-04 exercises; bad inputs."""
+the text widgets driven from Python; lesson 04's coupled-decision analysis; bad inputs."""
 
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ import pytest
 import torch
 
 from diffnlp import MaskedDiffusion
-from diffnlp.course.exercises import (
-    check_mask_weights,
-    check_reveal_probability,
-    reference_mask_weights,
-    reference_reveal_probability,
-)
 from diffnlp.data.attributes import decode_stories
 from diffnlp.data.stories import StoryGrammar
 from diffnlp.evaluation import lm_eval
@@ -132,17 +126,66 @@ def test_unmasking_player_from_python():
         UnmaskingPlayer(model, "mdlm", tok)
 
 
-def test_lesson_04_exercises():
-    assert check_reveal_probability(reference_reveal_probability).correct
-    assert check_reveal_probability(lambda a_t, a_s: a_s - a_t).status == "incorrect"
-    assert check_reveal_probability(None).status == "not attempted"
-    assert check_mask_weights(reference_mask_weights).correct
-    assert check_mask_weights(lambda L: torch.full((L,), 1.0 / L)).status == "incorrect"
+def test_player_marks_and_legend_are_distinct_from_the_order_palette():
+    from diffnlp.course.widgets.text import (
+        MARKS,
+        REMASKED_BG,
+        UnmaskingPlayer,
+        _order_colors,
+        decision_strip,
+        order_legend,
+    )
 
-    def stub(L):
-        raise NotImplementedError
+    tok = G.tokenizer()
+    torch.manual_seed(0)
+    model = Transformer(vocab_size=tok.vocab_size, max_len=32).eval()
+    p = UnmaskingPlayer(model, MaskedDiffusion(mask_id=tok.mask_id), tok, num_steps=8)
+    palette = _order_colors(9)
+    assert REMASKED_BG not in palette and len(set(palette)) == 9
+    for i in range(1, 9):
+        marked = p.marked_frame(i)
+        assert [(w, c) for w, c, _ in marked] == p.frame(i)
+        new = [pos for pos, (_, _, m) in enumerate(marked) if m == "new"]
+        assert new == ((p.decided == i).nonzero()[:, 0].tolist())          # just decided: outlined, not recoloured
+        assert all(c == palette[i] for pos, (_, c, _) in enumerate(marked) if pos in new)
+        p.slider.value = i
+        assert ("outline:" in p.html.value) == bool(new)
+    assert set(MARKS) == {"new", "back", "outline"}
+    assert [m for _, _, m in order_legend(8)] == ["", "", "", "new", "back", ""]
+    fig = p.strip(n=4)
+    assert any("taken back" in t.get_text() for t in fig.axes[0].texts)    # the key row the PNG shows
+    ids = torch.tensor([tok.encode_batch(["mia found a red kite at the park ."], 32)[0].tolist()])
+    when = torch.arange(32)[None].clamp(max=8)
+    fig = decision_strip(tok, ids, when, 8, ["a story"], [[0, 4]])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "mia:0" in texts and "kite:4" in texts and "found" in texts and "[PAD]" not in texts
 
-    assert check_mask_weights(stub).status == "not attempted"
+
+def test_coupled_decisions_find_the_tokens_decided_together():
+    from diffnlp.evaluation.metrics import coupled_decisions, coupled_positions, rejection_group, same_step_share
+
+    assert rejection_group("sentence 2 begins with 'he', but mia is 'she'") == "gender"
+    assert rejection_group("the ending is about 'he', but mia is 'she'") == "gender"
+    assert rejection_group("sentence 2 refers to 'the ball' but the object is the kite") == "object"
+    assert rejection_group("the ending changes the tense: the story is in the past") == "tense and plot"
+    assert rejection_group("mia found the kite, so the ending cannot be 'sad' (one of happy)") == "tense and plot"
+    assert rejection_group("sentence 1 must be 'NAME found|finds|lost|loses a ADJECTIVE OBJECT at the PLACE'") is None
+    assert coupled_positions("tense and plot", 28) == (1, 10, 18, 25, 26)
+    assert coupled_positions("tense and plot", 29) == (1, 10, 18, 25, 27)
+    tok = G.tokenizer()
+    good = ("mia found a red kite at the park . she sang about the kite all day . "
+            "she laughed about it all night . she was happy .")
+    bad = good.replace(". she sang", ". he sang")
+    ids = tok.encode_batch([good, bad, bad], 32)
+    when = torch.arange(1, 33).repeat(3, 1)                      # one token a step: nothing shared
+    when[2, 9] = when[2, 0]                                      # the third: name and first pronoun together
+    dec = coupled_decisions(G, tok, ids, when)
+    assert dec[0].reason is None and dec[0].group is None and dec[0].same_step == ()
+    assert dec[1].group == "gender" and dec[1].same_step == ()
+    assert dec[2].group == "gender" and dec[2].same_step == (0, 9)
+    assert same_step_share(dec) == (1, 2)
+    with pytest.raises(ValueError, match="shape"):
+        coupled_decisions(G, tok, ids, when[:2])
 
 
 @pytest.mark.parametrize("call,match", [
@@ -175,3 +218,23 @@ def test_lesson_04_exercises():
 def test_bad_text_inputs(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_oracle_nlls_and_mean_stderr():
+    from diffnlp.evaluation.metrics import mean_stderr, oracle_nlls
+
+    good = G.sample(5, seed=0)
+    stories = good + ["mia found a dragon ."]
+    nll = oracle_nlls(G, stories)
+    want = torch.tensor([-G.log_prob(s) for s in good], dtype=torch.float64)
+    assert nll.shape == (5,) and torch.allclose(nll, want)
+    assert abs(story_report(G, stories).oracle_nll - float(nll.mean())) < 1e-9
+    ids = G.tokenizer().encode_batch(good, 32)
+    assert torch.equal(oracle_nlls(G, ids, G.tokenizer()), nll[:5])
+    m, se = mean_stderr([1.0, 2.0, 3.0, 4.0])
+    assert m == 2.5 and abs(se - (5 / 3) ** 0.5 / 2) < 1e-12
+    assert mean_stderr([7.0]) == (7.0, 0.0)
+    with pytest.raises(ValueError, match="empty"):
+        mean_stderr([])
+    with pytest.raises(ValueError, match="tokenizer"):
+        oracle_nlls(G, ids)

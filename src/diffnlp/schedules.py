@@ -104,3 +104,62 @@ def time_grid(num_steps: int) -> torch.Tensor:
     other way, reads 1 - t on the same grid."""
     K = check_int("num_steps", num_steps, low=1)
     return 1 - torch.arange(K + 1, dtype=torch.float64) / K
+
+
+def masked_count_probabilities(schedule: str, length: int, alpha_min: float = 1e-3) -> torch.Tensor:
+    """P(k) for k = 0..L (float64, (L + 1,)): the chance that k of L tokens are masked at t ~ U(0, 1), the
+    training loss's time. Log-linear schedule only, with u_max = 1 - alpha_min (u = u_max t masked):
+
+        P(k) = C(L, k) int_0^1 (u_max t)^k (1 - u_max t)^(L-k) dt = C(L, k) B_{u_max}(k + 1, L - k + 1) / u_max,
+
+    = 1 / (L + 1) for every k when alpha_min = 0 (the Beta integral k! (L-k)! / (L+1)!)."""
+    L = check_int("length", length, low=1)
+    if schedule != "loglinear":
+        raise ValueError(f"masked_count_probabilities needs schedule='loglinear' (t uniform makes the masked "
+                         f"share u uniform), got {schedule!r}")
+    u_max = 1 - alpha_min
+    if u_max >= 1:
+        return torch.full((L + 1,), 1 / (L + 1), dtype=torch.float64)
+    from scipy.special import beta, betainc
+
+    return torch.tensor([math.comb(L, k) * float(betainc(k + 1, L - k + 1, u_max) * beta(k + 1, L - k + 1)) / u_max
+                         for k in range(L + 1)], dtype=torch.float64)
+
+
+def token_loss_weights(schedule: str, length: int, alpha_min: float = 1e-3) -> torch.Tensor:
+    """d_k for k = 1..L (float64, (L,)): the weight of one mask of k positions in the expectation of the
+    per-token loss (``MaskedDiffusion.loss(weighting="token")``), the counterpart of the NELBO's c_k:
+
+        E_t E_{z_t}[token loss] = sum_M d_|M| sum_{i in M} -log p_theta(x^i | x outside M),
+        d_k = P(k) (L / k) / C(L, k)   (= L / (L + 1) c_k when alpha_min = 0)."""
+    L = check_int("length", length, low=1)
+    P = masked_count_probabilities(schedule, L, alpha_min)
+    return torch.tensor([float(P[k]) * L / k / math.comb(L, k) for k in range(1, L + 1)], dtype=torch.float64)
+
+
+def reveal_step_probabilities(schedule: str, num_steps: int, alpha_min: float = 1e-3) -> torch.Tensor:
+    """q_k for k = 0..K-1 (float64, (K,)): the chance that MDLM's ancestral sampler with K steps, started from
+    all [MASK] at t = 1, reveals a given position at step k (from t_k to t_{k+1} on ``time_grid``):
+
+        q_k = (alpha(t_{k+1}) - alpha(t_k)) / (1 - alpha(1)),
+
+    the product of "still masked at t_k", (1 - alpha(t_k)) / (1 - alpha(1)), and the reveal probability.
+    Log-linear: q_k = 1/K, a uniform step. Positions are revealed independently."""
+    a = mask_alpha(schedule, time_grid(check_int("num_steps", num_steps, low=1)), alpha_min)
+    return (a[1:] - a[:-1]) / (1 - a[0])
+
+
+def same_step_probability(schedule: str, num_steps: int, positions: int = 2, alpha_min: float = 1e-3) -> float:
+    """The chance that, of ``positions`` given positions (a name and its pronoun: 2), at least two are revealed
+    in the same ancestral step of K. Positions are revealed independently, at step k with probability q_k
+    (``reveal_step_probabilities``), so all m land in different steps with probability m! e_m(q) (e_m: the
+    elementary symmetric polynomial) and
+
+        P(same step) = 1 - m! e_m(q_0, ..., q_{K-1}),   = sum_k q_k^2 for m = 2 (= 1/K, log-linear)."""
+    q = reveal_step_probabilities(schedule, num_steps, alpha_min)
+    m = check_int("positions", positions, low=2)
+    e = torch.zeros(m + 1, dtype=torch.float64)                 # e_0..e_m, built one q_k at a time
+    e[0] = 1.0
+    for qk in q:
+        e[1:] = e[1:] + qk * e[:-1].clone()
+    return float(1 - math.factorial(m) * e[m])

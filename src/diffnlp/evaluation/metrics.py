@@ -374,3 +374,14 @@ def mean_stderr(values) -> tuple[float, float]:
         raise ValueError("values is empty")
     return float(v.mean()), float(v.std() / v.numel() ** 0.5) if v.numel() > 1 else 0.0
 
+
+def token_revisions(states) -> torch.Tensor:
+    """Revisions per sequence (B,) in a sampler's trajectory x_T, ..., x_0 (each (B, L)). A step *sets* a position
+    when it gives it a new value; each later change is a revision: sum_i max(0, changes_i - 1). Leaving [MASK] is
+    the first setting, so MDLM, which never touches a revealed token, has 0; so has a D3PM-uniform position whose
+    random starting token survives to the end."""
+    x = torch.stack([torch.as_tensor(s) for s in states]).cpu()             # (K + 1, B, L)
+    if x.ndim != 3 or x.shape[0] < 2:
+        raise ValueError(f"states must be at least two (B, L) tensors, got stacked shape {tuple(x.shape)}")
+    return ((x[1:] != x[:-1]).sum(0) - 1).clamp_min(0).sum(-1)               # changes_i - 1, summed over i
+

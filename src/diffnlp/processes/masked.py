@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import torch
 
+from .. import schedules
 from .._checks import check_choice, check_float, check_int, check_tensor
 from ..base import Estimate, Trajectory, float_logits, is_time_conditioned, model_device
 from ..sampling.kernels import (
@@ -132,10 +133,11 @@ class MaskedDiffusion:
 
             w(t) sum_{i masked} -log p_theta(x0^i | z_t),   t stratified over the batch.
 
-        ``weighting="token"`` replaces w(t) by L / (number of masked tokens): the mean cross-entropy of
-        the masked tokens, scaled to a sequence. It is not a bound, but it has the same minimiser (the
-        true conditionals, whatever the weights) and a lower variance, so it trains faster; report the
-        NELBO with ``nelbo()``.
+        ``weighting="token"`` (the shipped models) replaces w(t) by L / k, k the number masked: the same bound
+        up to a constant, with a lower variance (report the NELBO with ``nelbo()``). Log-linear, alpha_min = 0:
+        k is uniform on {0..L} (``schedules.masked_count_probabilities``) and C(L, k) k c_k = 1, so exactly
+
+            E_t E_{z_t}[ (L / k) sum_{i masked} -log p_theta(x^i | z_t) ] = L / (L + 1) NELBO(x)   (``exact_loss``).
         """
         check_choice("weighting", weighting, ("nelbo", "token"))
         x0 = self.check_x0(x0)
@@ -147,6 +149,7 @@ class MaskedDiffusion:
         masked = z_t == self.mask_id
         total = torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
         if weighting == "token":
+            # (L / k) sum_{masked} CE (0 when k = 0): E_t E_{z_t}[this] = L / (L + 1) NELBO (docstring)
             return total * x0.shape[1] / masked.sum(-1).clamp_min(1)
         # w(t) sum_{masked}; with nothing masked the term is 0 (at tiny t, 1 - alpha(t) can round to 0 and w to inf)
         return torch.where(masked.any(-1), self.weight(t) * total, torch.zeros_like(total))
@@ -224,6 +227,23 @@ class MaskedDiffusion:
         return sigma, (a_s - (1 - sigma) * a_t) / (1 - a_t)
 
     @torch.no_grad()
+    def exact_loss(self, model, x0: torch.Tensor, weighting: str = "nelbo") -> torch.Tensor:
+        """E_t E_{z_t}[``loss(model, x0, weighting=...)``] per sequence by enumerating the 2^L masks:
+        sum_M weight_|M| sum_{i in M} -log p_theta(x^i | x outside M), weight c_k (NELBO) or d_k (token)."""
+        x0, token = self.check_x0(x0), check_choice("weighting", weighting, ("nelbo", "token")) == "token"
+        L = x0.shape[1]           # c_k, or d_k = P(k) (L / k) / C(L, k) (``schedules.token_loss_weights``)
+        weights = schedules.token_loss_weights(self.schedule, L, self.alpha_min) if token else self.mask_weights(L)
+        return self._sum_over_masks(model, x0, weights.tolist())
+
+    def reveal_step_probabilities(self, num_steps: int) -> torch.Tensor:
+        """q_k: a position revealed at ancestral step k of K (``schedules.reveal_step_probabilities``)."""
+        return schedules.reveal_step_probabilities(self.schedule, num_steps, self.alpha_min)
+
+    def same_step_probability(self, num_steps: int, positions: int = 2) -> float:
+        """Two of ``positions`` revealed in one step of K (``schedules.same_step_probability``): 1/K for a pair."""
+        return schedules.same_step_probability(self.schedule, num_steps, positions, self.alpha_min)
+
+    @torch.no_grad()
     def exact_nelbo(self, model, x0: torch.Tensor) -> torch.Tensor:
         """The NELBO per sequence computed exactly by enumerating all 2^L masks (short sequences only).
 
@@ -237,13 +257,16 @@ class MaskedDiffusion:
         -log p(x) (the average over orders of autoregressive factorisations).
         """
         x0 = self.check_x0(x0)
+        return self._sum_over_masks(model, x0, self.mask_weights(x0.shape[1]).tolist())
+
+    def _sum_over_masks(self, model, x0: torch.Tensor, c: list[float]) -> torch.Tensor:
+        """sum_M c[|M| - 1] sum_{i in M} -log p_theta(x^i | x outside M), over all 2^L - 1 non-empty masks."""
         if is_time_conditioned(model):
             raise ValueError("exact_nelbo needs a model without time conditioning: the sum over masks assumes the "
                              "prediction depends on z_t only")
-        B, L = x0.shape
-        if L > 16:
+        if (L := x0.shape[1]) > 16:
             raise ValueError(f"exact_nelbo enumerates 2^L masks; length L={L} is too long (at most 16)")
-        c = self.mask_weights(L).tolist()
+        B = x0.shape[0]
         masks = torch.tensor([[(m >> i) & 1 for i in range(L)] for m in range(1, 2 ** L)], dtype=torch.bool)
         total = torch.zeros(B, dtype=torch.float64)
         for b in range(B):
@@ -255,7 +278,6 @@ class MaskedDiffusion:
             weights = torch.tensor([c[k - 1] for k in masks.sum(-1).tolist()], dtype=torch.float64)
             total[b] = (weights * per_mask).sum()
         return total
-
 
     # ------------------------------------------------------------------ sampling
     sample_options = {

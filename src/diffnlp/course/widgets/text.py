@@ -6,7 +6,9 @@ so a callback costs a few milliseconds).
   replacement r_i, so as t grows the corruption only accumulates: token i is noised when
   u_i < 1 - alpha(t).
 - ``UnmaskingPlayer``: a story appearing step by step under a chosen sampler (ancestral, confidence,
-  random, confidence in blocks); each token is coloured by the step that decided it.
+  random, confidence in blocks), coloured by decision step (dark blue = early, light blue = late); just
+  decided: a thick dark outline; taken back (remasking): white, struck through, dashed coral outline.
+- ``decision_strip``: finished stories, each token coloured by its decision step, chosen tokens outlined.
 
 Both have ``strip()``: a static matplotlib picture of a few frames for readers on the web.
 """
@@ -30,20 +32,26 @@ PROCESSES = ("mask", "uniform")
 MASK_BG, CLEAN_BG, NEW_BG = "#d9d9d9", "#e6eef8", "#ffe08a"
 
 
-def chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "", strike: bool = False) -> str:
+def chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "", strike: bool = False,
+         border: str = "") -> str:
     weight = "600" if bold else "400"
     deco = ";text-decoration:line-through" if strike else ""
+    edge = f";outline:{border};outline-offset:-1px" if border else ""
     return (f'<span title="{html.escape(title)}" style="display:inline-block;margin:2px 2px;padding:1px 5px;'
             f'border-radius:4px;background:{bg};color:{fg};font-family:monospace;font-size:13px;'
-            f'font-weight:{weight}{deco}">{html.escape(text)}</span>')
+            f'font-weight:{weight}{deco}{edge}">{html.escape(text)}</span>')
 
 
 def _order_colors(n: int) -> list[str]:
-    """n colours from early (dark blue) to late (light orange): the order in which tokens were decided."""
+    """n colours of one sequential palette, from early (dark blue) to late (light blue): the decision order.
+    "Just decided" and "taken back" are marked by outlines (``MARKS``), never by a colour of this palette."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["plasma"]
-    return [matplotlib.colors.to_hex(cmap(0.15 + 0.7 * i / max(1, n - 1))) for i in range(n)]
+    cmap = matplotlib.colormaps["Blues"]
+    return [matplotlib.colors.to_hex(cmap(0.95 - 0.7 * i / max(1, n - 1))) for i in range(n)]
+
+
+MARKS = {"new": (INK, 2.0, "-"), "back": (CORAL, 1.6, "--"), "outline": (CORAL, 2.0, "-")}  # edge, width, style
 
 
 class TextNoisingExplorer:
@@ -170,16 +178,19 @@ def _is_dark(color: str) -> bool:
     return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
 
 
-def token_strip(rows: Sequence[Sequence[tuple[str, str]]], labels: Sequence[str], colors: dict | None = None,
+def token_strip(rows: Sequence[Sequence[tuple]], labels: Sequence[str], colors: dict | None = None,
                 title: str | None = None, fontsize: float = 8.5):
-    """Rows of (token, kind) drawn as coloured chips in a monospace font, one row per frame. ``kind`` is
-    "clean", "mask", "replaced", "new" or any matplotlib colour; masks are drawn as "___"."""
+    """Rows of (token, kind) or (token, kind, mark) drawn as coloured chips in a monospace font, one row per
+    frame. ``kind`` is "clean", "mask", "replaced", "new" or any matplotlib colour; masks are drawn as "___".
+    ``mark`` (``MARKS``): "new" (a thick dark outline: just decided), "back" (a dashed coral outline and a
+    strike-through: taken back), "outline" (a coral outline: a token to look at), or "" for none."""
     import matplotlib.pyplot as plt
 
     colors = {"clean": CLEAN_BG, "mask": MASK_BG, "replaced": "#fbd3cb", "new": NEW_BG, **(colors or {})}
-    rows = [[("___" if tok == "[MASK]" else tok, kind) for tok, kind in row] for row in rows]
+    rows = [[("___" if item[0] == "[MASK]" else item[0], item[1], item[2] if len(item) > 2 else "")
+             for item in row] for row in rows]
     label_w = max(len(lab) for lab in labels) + 2
-    width = label_w + max(sum(len(tok) + 1.1 for tok, _ in row) for row in rows)
+    width = label_w + max(sum(len(item[0]) + 1.1 for item in row) for row in rows)
     char_in = 0.6 * fontsize / 72                     # the width of one monospace character, in inches
     fig = plt.figure(figsize=(width * char_in + 0.2, 0.3 * len(rows) + (0.45 if title else 0.15)))
     ax = fig.add_axes((0.1 / (width * char_in + 0.2), 0, 1 - 0.2 / (width * char_in + 0.2),
@@ -190,11 +201,14 @@ def token_strip(rows: Sequence[Sequence[tuple[str, str]]], labels: Sequence[str]
     for r, (row, label) in enumerate(zip(rows, labels)):
         ax.text(label_w - 1.5, r, label, ha="right", va="center", fontsize=fontsize, color="#444")
         x = label_w
-        for tok, kind in row:
+        for tok, kind, mark in row:
             bg = colors.get(kind, kind)
+            ec, lw, ls = MARKS.get(mark, ("none", 0.0, "-"))
             ax.text(x, r, tok, va="center", ha="left", family="monospace", fontsize=fontsize,
-                    color="white" if _is_dark(bg) else "#222",
-                    bbox=dict(boxstyle="round,pad=0.18", fc=bg, ec="none"))
+                    color="white" if _is_dark(bg) else "#222", fontweight="bold" if mark == "new" else "normal",
+                    bbox=dict(boxstyle="round,pad=0.18", fc=bg, ec=ec, lw=lw, ls=ls))
+            if mark == "back":                                    # struck through, as in the widget
+                ax.plot([x, x + len(tok)], [r, r], color=CORAL, lw=1.2, zorder=5)
             x += len(tok) + 1.1
     if title:
         fig.suptitle(title, fontsize=fontsize + 1, x=0.01, ha="left", y=0.99)
@@ -205,7 +219,15 @@ def token_strip(rows: Sequence[Sequence[tuple[str, str]]], labels: Sequence[str]
 STRATEGY_CHOICES = {"ancestral (MDLM)": ("ancestral", None, 0.0), "confidence (LLaDA)": ("confidence", None, 0.0),
                     "random order": ("random", None, 0.0), "confidence, blocks of 8": ("confidence", 8, 0.0),
                     "ancestral + remasking (ReMDM, eta = 0.1)": ("ancestral", None, 0.1)}
-REMASKED_BG = "#f4a582"
+REMASKED_BG = "#ffffff"          # taken back: white, struck through, dashed coral outline (``MARKS["back"]``)
+
+
+def order_legend(num_steps: int) -> list[tuple[str, str, str]]:
+    """The key row of a decision-order strip: the palette from early to late, just decided, taken back, masked."""
+    colors = _order_colors(num_steps + 1)
+    mid = colors[len(colors) // 2]
+    return [("early", colors[1], ""), ("...", mid, ""), ("late", colors[-1], ""), ("just decided", mid, "new"),
+            ("taken back", REMASKED_BG, "back"), ("[MASK]", MASK_BG, "")]
 
 
 def set_steps(states: Sequence[torch.Tensor], mask_id: int) -> torch.Tensor:
@@ -225,10 +247,10 @@ def set_steps(states: Sequence[torch.Tensor], mask_id: int) -> torch.Tensor:
 class UnmaskingPlayer:
     """Watch a masked diffusion model write a story: a Play button and a slider over the sampler's steps.
 
-    Decided tokens are coloured by the step that decided them (dark = early, light = late); the tokens
-    revealed in the current step are yellow. With "remasking" (ReMDM self-correction) a decided token can
-    go back to [MASK]: it is shown in orange, struck through, in the step it was taken back. Choose the
-    strategy and the number of steps; "new sample" draws another story.
+    Decided tokens are coloured by the step that decided them (one sequential palette, dark blue = early,
+    light blue = late); the tokens revealed in the current step get a thick dark outline. With remasking
+    (ReMDM) a decided token taken back shows its old word on white (``REMASKED_BG``), struck through, with a
+    dashed coral outline. Choose the strategy and the number of steps; "new sample" draws another story.
     """
 
     def __init__(self, model, process: MaskedDiffusion, tokenizer, length: int = 32, num_steps: int = 32,
@@ -299,34 +321,39 @@ class UnmaskingPlayer:
     def frame(self, i: int) -> list[tuple[str, str]]:
         """Frame i as (token, colour) pairs; the colour encodes when the token was decided. A token taken back
         in this step shows its old word, coloured ``REMASKED_BG``."""
+        return [(word, bg) for word, bg, _ in self.marked_frame(i)]
+
+    def marked_frame(self, i: int) -> list[tuple[str, str, str]]:
+        """Frame i as (token, colour, mark): ``frame`` plus the mark "new" (decided in this step), "back"
+        (taken back in this step) or "" (``MARKS``)."""
         i = check_int("i", i, 0, len(self.states) - 1)
         colors, back = self.colors, set(self.remasked(i))
         out = []
         for pos, tok in enumerate(self.states[i].tolist()):
             if pos in back:
-                out.append((self.tokenizer.vocab[int(self.states[i - 1][pos])], REMASKED_BG))
+                out.append((self.tokenizer.vocab[int(self.states[i - 1][pos])], REMASKED_BG, "back"))
             elif tok == self.process.mask_id:
-                out.append(("[MASK]", MASK_BG))
+                out.append(("[MASK]", MASK_BG, ""))
             else:
                 step = int(self.set_at[i, pos])
-                word = self.tokenizer.vocab[tok]
-                out.append((word, NEW_BG if step == i and i > 0 else colors[step]))
+                out.append((self.tokenizer.vocab[tok], colors[step], "new" if step == i and i > 0 else ""))
         return out
 
     def _update(self, started: float | None = None):
         started = time.perf_counter() if started is None else started
         i = self.slider.value
         chips = []
-        for pos, (word, bg) in enumerate(self.frame(i)):
+        for pos, (word, bg, mark) in enumerate(self.marked_frame(i)):
             step = int(self.set_at[i, pos])
-            dark = bg not in (MASK_BG, NEW_BG, REMASKED_BG) and step < 0.55 * len(self.states)
-            title = (f"position {pos}: remasked at step {i}" if bg == REMASKED_BG else
-                     f"position {pos}, decided at step {step}")
-            chips.append(chip(word, bg, "#fff" if dark else "#222", bold=bg == NEW_BG, title=title,
-                               strike=bg == REMASKED_BG))
+            title = (f"position {pos}: taken back at step {i}" if mark == "back" else
+                     f"position {pos}, decided at step {step}" if step >= 0 else f"position {pos}: masked")
+            ec, lw, ls = MARKS.get(mark, ("", 0, ""))
+            border = f"{lw:.0f}px {'dashed' if ls == '--' else 'solid'} {ec}" if mark else ""
+            chips.append(chip(word, bg, "#fff" if _is_dark(bg) else "#222", bold=mark == "new", title=title,
+                              strike=mark == "back", border=border))
         done = int((self.states[i] != self.process.mask_id).sum())
         back = len(self.remasked(i))
-        note = f", {back} taken back (orange)" if back else ""
+        note = f", {back} taken back (struck through, dashed outline)" if back else ""
         self.html.value = (f"<div style='font-family:monospace;font-size:12px;color:#444'>step {i} of "
                            f"{len(self.states) - 1}: {done} of {self.length} tokens decided{note}</div>"
                            f"<div style='line-height:2.0'>{''.join(chips)}</div>")
@@ -344,10 +371,30 @@ class UnmaskingPlayer:
         display(self.widget)
 
     def strip(self, n: int = 6):
-        """A static figure of ``n`` evenly spaced frames, with the same colours."""
+        """A static figure of ``n`` evenly spaced frames, with the same colours and outlines, and a key row
+        at the bottom (``order_legend``)."""
         idx = np.unique(np.linspace(0, len(self.states) - 1, n).round().astype(int))
-        rows = [self.frame(int(i)) for i in idx]
-        return token_strip(rows, [f"step {int(i)}" for i in idx], colors={},
-                           title=f"{self.strategy.value}, {len(self.states) - 1} steps "
-                                 "(colour: dark = decided early, light = late; yellow = just decided; "
-                                 "orange = taken back)")
+        rows = [self.marked_frame(int(i)) for i in idx] + [order_legend(len(self.states) - 1)]
+        return token_strip(rows, [f"step {int(i)}" for i in idx] + ["key"], colors={},
+                           title=f"{self.strategy.value}, {len(self.states) - 1} steps: each token coloured by "
+                                 "the step that decided it")
+
+
+def decision_strip(tokenizer, ids: torch.Tensor, when: torch.Tensor, num_steps: int, labels: Sequence[str],
+                   outlined: Sequence[Sequence[int]] = (), title: str | None = None):
+    """Finished stories (N, L) with each token coloured by the step that decided it (``when``, from
+    ``diffnlp.base.decision_steps``; the player's palette: dark blue = early, light blue = late). The positions
+    in ``outlined[n]`` (e.g. coupled tokens decided in the same step) get a coral outline and their step
+    written after them, "word:step". Trailing [PAD] is dropped; a key row closes the figure."""
+    colors = _order_colors(num_steps + 1)
+    rows = []
+    for n, (row, steps) in enumerate(zip(ids.tolist(), when.tolist())):
+        ring, end = set(outlined[n]) if n < len(outlined) else set(), len(row)
+        while end > 0 and row[end - 1] == tokenizer.pad_id:
+            end -= 1
+        rows.append([(f"{tokenizer.vocab[tok]}:{step}" if pos in ring else tokenizer.vocab[tok],
+                      colors[max(step, 0)], "outline" if pos in ring else "")
+                     for pos, (tok, step) in enumerate(zip(row[:end], steps[:end]))])
+    key = [(f"step {k}", colors[k], "") for k in sorted({1, (num_steps + 1) // 2, num_steps})]
+    key.append(("word:step = coupled tokens decided in one step", "#ffffff", "outline"))
+    return token_strip(rows + [key], list(labels) + ["key"], colors={}, title=title, fontsize=8)
