@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "diffnlp"
 
 # bottom-up: a module may import from its own layer or a lower one, never from a higher one
 LAYERS = {"_checks": 0, "runtime": 0, "base": 0, "schedules": 0, "data": 1, "models": 2, "sampling": 3,
-          "processes": 4, "training": 5, "evaluation": 6, "course": 7, "cli": 8, "__init__": 9, "__main__": 9}
+          "processes": 4, "training": 5, "frontier": 5, "evaluation": 6, "course": 7, "cli": 8, "__init__": 9,
+          "__main__": 9}
 
 
 def _modules():
@@ -85,7 +86,7 @@ def test_modules_are_small(path):
 
 
 @pytest.mark.parametrize("module", ["evaluation/lm_eval.py", "evaluation/frontier.py", "training/recipes.py",
-                                    "training/pretrained.py", "cli/bench.py"])
+                                    "training/pretrained.py", "cli/bench.py", "cli/bench_frontier.py"])
 def test_no_dispatch_on_class_names_or_kind_strings(module):
     text = (PACKAGE / module).read_text()
     assert not re.search(r"__name__\s*(==|!=|in)", text), "dispatch on a class name"

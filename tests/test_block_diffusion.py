@@ -45,16 +45,33 @@ def test_kv_cache_across_blocks_equals_recomputation():
     kv = KVCache()
     t = torch.ones(5)
     with torch.no_grad():
-        m(x[:, :4], t, cache=kv)                                          # commit block 0, then block 1
-        m(x[:, 4:8], t, cache=kv)
+        m(x[:, :4], t, cache=kv)                                          # block 0 in the cache
     block = x[:, 8:].clone()
     block[:, [0, 2]] = MASK                                               # a partly masked block 2
-    cached = bd.block_logits(m, x[:, :8], block, t, cache=kv)
+    # block 1 (finished) is stored by block 2's first step, in the same call (BD3-LM's folded commit)
+    first = bd.block_logits(m, x[:, :8], block, t, cache=kv, pending=x[:, 4:8])
+    assert kv.length == 8 and kv.layers[0][0].shape[2] == 8             # block 1 stored, the noisy block not
+    later = bd.block_logits(m, x[:, :8], block, t, cache=kv)             # a later step: the cache alone
+    assert kv.length == 8 and kv.layers[0][0].shape[2] == 8
     full = bd.block_logits(m, x[:, :8], block, t, cache=None)
-    assert kv.length == 8 and kv.layers[0][0].shape[2] == 8             # the noisy block was not stored
     finite = torch.isfinite(full)
-    assert torch.equal(finite, torch.isfinite(cached))
-    assert torch.allclose(cached[finite], full[finite], atol=1e-5)
+    for cached in (first, later):
+        assert torch.equal(finite, torch.isfinite(cached))
+        assert torch.allclose(cached[finite], full[finite], atol=1e-5)
+
+
+def test_k_steps_a_block_cost_k_calls():
+    """With the commit folded into the next block's first step, K steps a block cost K network calls (and
+    the stories equal those of recomputation without a cache)."""
+    from diffnlp.evaluation.frontier import CallCounter
+
+    m = CallCounter(_model())
+    bd = BlockDiffusion(block_length=4, mask_id=MASK)
+    traj = bd.sample(m, 3, 12, 2, kv_cache=True, generator=torch.Generator().manual_seed(2))
+    cached = traj.run()
+    assert traj.network_calls == m.calls == 3 * 2
+    again = bd.sample(m, 3, 12, 2, kv_cache=False, generator=torch.Generator().manual_seed(2)).run()
+    assert torch.equal(cached, again)
 
 
 def _tiny_block_oracle():
@@ -171,3 +188,43 @@ def test_confidence_inside_one_block_is_llada_confidence():
     assert (want - p).abs().sum() > 0.05                 # and it is biased: not the data distribution
     with pytest.raises(ValueError, match="at most block_length=4"):
         BlockDiffusion(block_length=4, mask_id=MASK).sample(oracle, 2, 4, 5, kv_cache=False, strategy="confidence")
+
+
+@pytest.mark.parametrize("weighting", ["nelbo", "token"])
+def test_all_blocks_loss_equals_mean_of_one_block_losses(weighting):
+    """BD3-LM's x_t ⊕ x_0 pass (every block in one forward, ``two_stream_mask``) gives the same loss as
+    denoising one block at a time with the block-causal model (clean blocks before it, [MASK] after it):
+    the mean over b of (number of blocks) x the term of block b."""
+    m = _model()
+    bd = BlockDiffusion(block_length=4, mask_id=MASK)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randint(4, 10, (6, 12), generator=g)
+    t = torch.rand(6, 3, generator=g) * 0.98 + 0.01
+    z = bd.noisy(x, t, g)
+    with torch.no_grad():
+        together = bd.loss(m, x, t=t, z_t=z, weighting=weighting)
+        per_block = []
+        for b in range(3):
+            inp = torch.where(torch.arange(12) // 4 < b, x, torch.where(torch.arange(12) // 4 == b, z, MASK))
+            logits = bd.masking.never_mask(m(inp)[:, 4 * b:4 * b + 4])
+            nll = -torch.log_softmax(logits, -1).gather(-1, x[:, 4 * b:4 * b + 4, None])[..., 0]
+            hidden = z[:, 4 * b:4 * b + 4] == MASK
+            term = torch.where(hidden, nll, torch.zeros_like(nll)).sum(-1)
+            scale = 4 / hidden.sum(-1).clamp_min(1) if weighting == "token" else bd.masking.weight(t[:, b])
+            per_block.append(3 * torch.where(hidden.any(-1), scale * term, torch.zeros_like(term)))
+    assert (z == MASK).any() and (z != MASK).any()
+    assert torch.allclose(together, torch.stack(per_block).mean(0), atol=1e-5, rtol=1e-5)
+
+
+def test_two_stream_mask_is_bd3s_three_masks():
+    from diffnlp.models.transformer import two_stream_mask
+
+    m = two_stream_mask(4, 2)
+    want = torch.tensor([[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0],
+                         [0, 0, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 0, 0],
+                         [0, 0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 0, 0],
+                         [0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(m, want)
+    with pytest.raises(ValueError, match="block-causal"):
+        Transformer(vocab_size=10, max_len=8)(torch.zeros(1, 8, dtype=torch.long), clean=torch.zeros(1, 8,
+                                                                                                  dtype=torch.long))

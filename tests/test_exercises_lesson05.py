@@ -13,14 +13,17 @@ def _stub(*args):
     raise NotImplementedError
 
 
-def test_block_calls_is_counted_live_and_matches_the_reference():
+def test_block_positions_are_counted_live_and_match_the_reference():
     for k in (1, 2, 4):
-        want = ex.reference_block_calls(32, 8, k)
-        assert ex.check_block_calls(want, steps_per_block=k).correct
-    assert "denoising steps only" in ex.check_block_calls(16).message
-    assert ex.check_block_calls(20).status == "incorrect"
-    assert ex.check_block_calls("19").status == "incorrect"
-    assert ex.check_block_calls(None).status == "not attempted"
+        calls, positions = ex._measured_block_work(k)
+        assert calls == 4 * k                                    # K steps a block cost K calls
+        assert positions == ex.reference_block_positions(32, 8, k)
+        assert ex.check_block_positions(positions, steps_per_block=k).correct
+    assert "current block only" in ex.check_block_positions(64).message
+    assert "without the cache" in ex.check_block_positions(256).message
+    assert ex.check_block_positions(80).status == "incorrect"
+    assert ex.check_block_positions("88").status == "incorrect"
+    assert ex.check_block_positions(None).status == "not attempted"
 
 
 def test_block_causal_checker():
@@ -41,3 +44,19 @@ def test_remask_reveal_probability_checker():
     assert ex.check_remask_reveal_probability(lambda a, b, s: "x").status == "incorrect"
     assert ex.check_remask_reveal_probability(lambda a, b, s: float("nan")).status == "incorrect"
     assert ex.check_remask_reveal_probability(_stub).status == "not attempted"
+
+
+def test_entropy_bounded_count_checker():
+    from diffnlp.sampling.kernels import entropy_bounded_counts
+
+    assert ex.check_entropy_bounded_count(ex.reference_entropy_bounded_count).correct
+    h = torch.tensor([0.3, 0.01, 2.0, 0.2])
+    every = torch.ones(1, 4, dtype=torch.bool)
+    assert ex.reference_entropy_bounded_count(h, 0.5) == int(entropy_bounded_counts(h[None], every, 0.5)) == 2
+    assert "at least one" in ex.check_entropy_bounded_count(lambda h, b: int((torch.sort(h).values.cumsum(0) <= b)
+                                                                              .sum())).message
+    assert "sort the entropies" in ex.check_entropy_bounded_count(
+        lambda h, b: max(int((h.cumsum(0) <= b).sum()), 1)).message
+    assert ex.check_entropy_bounded_count(lambda h, b: len(h)).status == "incorrect"
+    assert ex.check_entropy_bounded_count(lambda h, b: "2").status == "incorrect"
+    assert ex.check_entropy_bounded_count(_stub).status == "not attempted"

@@ -256,7 +256,8 @@ def test_call_counter_counts_the_sequential_work():
     assert (md.calls, md.positions) == (8, 8 * 32)
     bd = CallCounter(_tiny(block_length=8))
     lm_eval.generate(bd, BlockDiffusion(8, mask_id=M), 2, 32, num_steps=2)
-    assert (bd.calls, bd.positions) == (4 * 2 + 3, (4 * 2 + 3) * 8)  # 2 steps per block + committing 3 blocks
+    # 2 steps per block, each finished block stored by the next block's first step (8 more positions, no call)
+    assert (bd.calls, bd.positions) == (4 * 2, 4 * 2 * 8 + 3 * 8)
     for counted, process, kw in ((ar, Autoregressive(M), {}), (md, MaskedDiffusion(mask_id=M), {"num_steps": 8}),
                                  (bd, BlockDiffusion(8, mask_id=M), {"num_steps": 2})):
         counted.calls = 0
@@ -309,3 +310,41 @@ def test_threads_context_sets_and_restores_the_count():
     with pytest.raises(ValueError, match="n"):
         with threads(0):
             pass
+
+
+def test_pareto_front_keeps_the_undominated_points():
+    from diffnlp.evaluation.frontier import pareto_front
+
+    rows = {"a": {"ms_batch1": 10.0, "valid": 0.9}, "b": {"ms_batch1": 20.0, "valid": 0.99},
+            "c": {"ms_batch1": 15.0, "valid": 0.85}, "d": {"ms_batch1": 5.0, "valid": 0.5},
+            "e": {"ms_batch1": 20.0, "valid": 0.95}}
+    assert pareto_front(rows) == ["d", "a", "b"]          # c is beaten by a, e by b
+
+
+def test_moonshot_criteria_fail_when_their_number_moves():
+    from diffnlp.evaluation.frontier import moonshot
+
+    def rows(**fast):
+        f = {"calls": 8.0, "valid": 0.98, "ms_batch1": 9.0, "oracle_nll": 21.5, "distinct": 1.0,
+             "tokens_per_s_batch64": 5000.0, **fast}
+        return {"AR (KV cache)": {"valid": 0.996, "ms_batch1": 20.0, "tokens_per_s_batch64": 25000.0}, "fast": f}
+
+    ok = moonshot(rows(), "fast", 22.25)
+    assert all(v[0] for k, v in ok.items() if k != "throughput_ratio_batch64")
+    assert "0.20x" in ok["throughput_ratio_batch64"][1]
+    for key, change in (("calls", {"calls": 8.5}), ("validity", {"valid": 0.97}), ("latency", {"ms_batch1": 10.5}),
+                        ("no_collapse", {"oracle_nll": 21.2}), ("distinct", {"distinct": 0.985})):
+        assert not moonshot(rows(**change), "fast", 22.25)[key][0], key
+
+
+def test_fast_decoder_is_declared_once_and_loads():
+    from diffnlp.frontier import FAST_DECODER, fast_decoder_name, load_fast_decoder
+    from diffnlp.training.pretrained import SHIPPED
+
+    assert FAST_DECODER["checkpoint"] in SHIPPED
+    model, process, tok, options = load_fast_decoder("cpu")
+    assert options["end_id"] == tok.pad_id and set(FAST_DECODER["sampler"]) <= set(options)
+    traj = process.sample(model, 4, 32, generator=torch.Generator().manual_seed(0), **options)
+    x = traj.run()
+    assert x.shape == (4, 32) and traj.calls_per_sample.float().mean() <= 8
+    assert FAST_DECODER["checkpoint"] in fast_decoder_name()

@@ -40,7 +40,8 @@ class Trajectory:
     """What every sampler returns: an iterator over every state of one run, the prior (x_T, all [MASK])
     first and the sample last, with ``run()`` for the final state.
 
-    It counts the network calls made (``network_calls``) and the ones a cache saved (``calls_saved``),
+    It counts the network calls made (``network_calls``), the ones a cache saved (``calls_saved``) and, for
+    samplers whose samples finish at different times, the calls each sample needed (``calls_per_sample``),
     and it steps the sampler with gradients off, whatever the caller's grad mode: sampling never
     builds an autograd graph. ``steps(trajectory)`` is the sampler's generator function; it updates
     the counters of the trajectory it is given."""
@@ -48,7 +49,17 @@ class Trajectory:
     def __init__(self, steps: Callable[[Trajectory], Iterator[torch.Tensor]]):
         self.network_calls = 0
         self.calls_saved = 0
+        self.calls_per_sample: torch.Tensor | None = None
         self._gen = steps(self)
+
+    def count_call(self, active: torch.Tensor | None = None) -> None:
+        """One network call. ``active`` (B,) bool, for samplers whose samples finish at different times (a
+        story that ended, an adaptive sampler done early): the samples that needed the call, counted in
+        ``calls_per_sample``, the calls each would have cost alone (a finished sample rides along in a batch)."""
+        self.network_calls += 1
+        if active is not None:
+            a = active.detach().cpu().long()
+            self.calls_per_sample = a if self.calls_per_sample is None else self.calls_per_sample + a
 
     def __iter__(self) -> Trajectory:
         return self
@@ -116,3 +127,17 @@ def decision_steps(trajectory: list[torch.Tensor], mask_id: int) -> torch.Tensor
     revealed = states != mask_id
     first = revealed.float().argmax(0)
     return torch.where(revealed.any(0), first, torch.full_like(first, -1))
+
+
+def set_steps(states: list[torch.Tensor], mask_id: int) -> torch.Tensor:
+    """(S, L) for a trajectory of S states (L,): for every frame i and position, the step at which the
+    token shown there was (last) set, or -1 while it is masked. With remasking a position can be set,
+    masked again and set anew; it then shows the step of its latest decision."""
+    if not len(states) or any(s.shape != states[0].shape or s.ndim != 1 for s in states):
+        raise ValueError("states must be a non-empty list of 1-D token tensors of one length")
+    out = torch.full((len(states), len(states[0])), -1, dtype=torch.long)
+    out[0] = torch.where(states[0] == mask_id, -1, 0)
+    for i in range(1, len(states)):
+        new = (states[i] != mask_id) & (states[i - 1] == mask_id)
+        out[i] = torch.where(states[i] == mask_id, -1, torch.where(new, i, out[i - 1]))
+    return out

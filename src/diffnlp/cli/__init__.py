@@ -7,6 +7,7 @@ import argparse
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m diffnlp train --recipe NAME [--out PATH]`` or ``python -m diffnlp bench [NAME ...]``."""
+    from ..training.distillation import DISTILL_RECIPES
     from ..training.recipes import GUIDANCE_RECIPES, RECIPES, TEXT_RECIPES
     from .bench import BENCHES
 
@@ -14,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train a recorded recipe and save a safetensors checkpoint")
     tr.add_argument("--recipe", required=True,
-                    choices=sorted(RECIPES) + sorted(TEXT_RECIPES) + sorted(GUIDANCE_RECIPES))
+                    choices=sorted(RECIPES) + sorted(TEXT_RECIPES) + sorted(GUIDANCE_RECIPES) + sorted(DISTILL_RECIPES))
     tr.add_argument("--out", default=None, help="checkpoint path without suffix (default checkpoints/RECIPE)")
     be = sub.add_parser("bench", help="run benchmarks and write benchmarks/results/")
     be.add_argument("names", nargs="*", default=[],
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
             model, history = train_guidance_classifier(args.recipe)
             recipe = GUIDANCE_RECIPES[args.recipe]
             extra = {"attribute": recipe.attribute, "values": attribute_values(StoryGrammar(), recipe.attribute)}
+        elif args.recipe in DISTILL_RECIPES:
+            from ..data.stories import StoryGrammar
+            from ..training.distillation import train_distilled
+
+            model, _, history = train_distilled(args.recipe)
+            recipe = DISTILL_RECIPES[args.recipe]
+            extra = {"vocab": StoryGrammar().tokenizer().vocab}
         elif args.recipe in TEXT_RECIPES:
             from ..data.stories import StoryGrammar
             from ..training.recipes import train_text_recipe

@@ -43,13 +43,19 @@ class CallCounter(nn.Module):
 
 
 def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16, 32),
-             bd3_steps=(1, 2, 4, 8), bd3_strategies=("ancestral", "confidence")) -> dict:
+             bd3_steps=(1, 2, 4, 8), bd3_strategies=("ancestral", "confidence"), adaptive=(),
+             distilled=None, distilled_steps=(2,), fast=None) -> dict:
     """The configurations of lesson 05's table: ``name -> (model, process, sampler kwargs, family)``.
 
-    ``ar``, ``mdlm``, ``bd3``: ``(model, process)`` pairs (any may be None). AR uses its KV cache and stops
-    when every story has ended (``end_id`` = [PAD]); MDLM uses K steps ("ancestral" with the
+    ``ar``, ``mdlm``, ``bd3``, ``distilled``: ``(model, process)`` pairs (any may be None). AR uses its KV
+    cache and stops when every story has ended (``end_id`` = [PAD]); MDLM uses K steps ("ancestral" with the
     skip-when-nothing-changed cache, and LLaDA's "confidence"); block diffusion K steps per block with its
-    KV cache, stopping at the end of a story, with ancestral or confidence steps inside a block."""
+    KV cache, stopping at the end of a story, with ancestral or confidence steps inside a block.
+    ``adaptive``: (rule, value, cap[, temperature]) tuples ("threshold", tau, cap) or ("entropy", gamma, cap),
+    for MDLM and inside BD3's blocks (``kernels.adaptive_counts``; cap: at most this many steps a block for
+    BD3, None for none; a temperature other than 1, BD3 only, sharpens the draws); ``distilled``: a
+    step-distilled BD3 student at ``distilled_steps`` ancestral steps per block;
+    ``fast``: ``(model, process, options)`` of ``diffnlp.frontier.FAST_DECODER``."""
     out = {}
     if ar is not None:
         out["AR (KV cache)"] = (*ar, {"end_id": end_id}, "autoregressive")
@@ -65,7 +71,36 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
                 name = f"BD3 {'' if strategy == 'ancestral' else strategy + ' '}{k}/block (K={k * blocks})"
                 out[name] = (*bd3, {"num_steps": k, "kv_cache": True, "end_id": end_id, "strategy": strategy},
                              f"block diffusion {strategy}")
+    for rule, value, cap, *temp in adaptive:
+        option = {"threshold": "threshold", "entropy": "entropy_budget"}[rule]
+        T = temp[0] if temp else 1.0
+        if mdlm is not None and cap is None and T == 1.0:
+            out[f"MDLM {rule} {value:g}"] = (*mdlm, {"strategy": rule, option: value}, "MDLM adaptive")
+        if bd3 is not None:
+            capped = {} if cap is None else {"num_steps": cap}
+            name = f"BD3 {rule} {value:g}" + ("" if cap is None else f" (<= {cap}/block") + (
+                "" if T == 1.0 else f", T={T:g}") + ("" if cap is None else ")")
+            out[name] = (*bd3, {"strategy": rule, option: value, "kv_cache": True, "end_id": end_id, **capped,
+                                **({} if T == 1.0 else {"temperature": T})}, "block diffusion adaptive")
+    if distilled is not None:
+        blocks = distilled[0].config.max_len // distilled[0].config.block_length
+        for k in distilled_steps:
+            out[f"BD3 distilled {k}/block (K={k * blocks})"] = (
+                *distilled, {"num_steps": k, "kv_cache": True, "end_id": end_id}, "block diffusion distilled")
+    if fast is not None:
+        from ..frontier import fast_decoder_name
+
+        out[fast_decoder_name()] = (fast[0], fast[1], {**fast[2], "end_id": end_id}, "fast decoder")
     return out
+
+
+def pareto_front(rows: dict, cost: str = "ms_batch1", quality: str = "valid") -> list[str]:
+    """The configurations no other one beats on both axes (lower ``cost``, higher ``quality``), cheapest
+    first: r is on the front iff no r' has cost' <= cost and quality' >= quality with one strict."""
+    names = [k for k, r in rows.items() if not any(
+        o[cost] <= r[cost] and o[quality] >= r[quality] and (o[cost] < r[cost] or o[quality] > r[quality])
+        for j, o in rows.items() if j != k)]
+    return sorted(names, key=lambda k: rows[k][cost])
 
 
 def latency(model, process, batch: int, length: int = 32, repeats: int = 5, **kwargs) -> float:
@@ -97,17 +132,20 @@ def latencies_round_robin(configs: dict, batch: int, length: int = 32, repeats: 
 def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int = 32, repeats_b1: int = 15,
                   repeats_b64: int = 3, seed: int = 1, progress: bool = True, threads: int = 1) -> dict:
     """For each configuration: latency per story at batch 1 (ms), throughput at batch 64 (tokens/s, 32
-    positions per story, padding included) and the quality of ``n`` samples (valid share, oracle NLL of the
-    valid ones, distinct share). The timings are the medians of ``latencies_round_robin`` (all decoders
+    positions per story, padding included), the quality of ``n`` samples (valid share, oracle NLL of the
+    valid ones, distinct share) and the average network calls a story needed (``calls``: those it would
+    make alone, ``Trajectory.calls_per_sample``). The timings are the medians of ``latencies_round_robin`` (all decoders
     interleaved); ``ms_batch1_runs`` keeps every batch-1 run. Everything runs on ``threads`` CPU threads
     (``runtime.threads``: one by default, which a busy core beside it cannot stall)."""
     rows = {}
     with runtime_threads(threads):
         for name, (model, process, kw, family) in configs.items():
             t0 = time.perf_counter()
-            rep = story_report(grammar, lm_eval.generate(model, process, n, length, seed=seed, **kw), tokenizer)
+            x, calls = lm_eval.generate(model, process, n, length, seed=seed, return_calls=True, **kw)
+            rep = story_report(grammar, x, tokenizer)
             rows[name] = {"family": family, **rep.as_dict(), "valid_stderr": rep.valid_stderr,
-                          "sample_s": time.perf_counter() - t0, "threads": threads}
+                          "calls": float(calls.double().mean()), "sample_s": time.perf_counter() - t0,
+                          "threads": threads}
         b1 = latencies_round_robin(configs, 1, length, repeats_b1)
         b64 = latencies_round_robin(configs, 64, length, repeats_b64)
     for name, row in rows.items():
@@ -115,7 +153,8 @@ def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int =
         row.update(ms_batch1=ms1, ms_per_story_batch64=ms64, tokens_per_s_batch64=1000 * length / ms64,
                    ms_batch1_runs=b1[name])
         if progress:
-            print(f"  {name:30s} valid {row['valid']:6.1%}  oracle NLL {row['oracle_nll']:6.2f}  distinct "
+            print(f"  {name:30s} calls {row['calls']:5.1f}  valid {row['valid']:6.1%}  oracle NLL "
+                  f"{row['oracle_nll']:6.2f}  distinct "
                   f"{row['distinct']:6.1%}  batch 1: {ms1:6.1f} ms/story  batch 64: {1000 * length / ms64:8.0f} "
                   "tokens/s", flush=True)
     return rows
@@ -214,15 +253,22 @@ def speed_claims(rows: dict, baseline: str = "AR (KV cache)", length: int = 32) 
     return out
 
 
+# the fixed-step decoders of lesson 05's first sections (``speed_claims``, ``latency_verdict``)
+CLASSIC_FAMILIES = ("autoregressive", "MDLM ancestral", "MDLM confidence", "block diffusion ancestral",
+                    "block diffusion confidence")
+
 FAMILY_STYLE = {"autoregressive": ("#222222", "*"), "MDLM ancestral": ("#1f77b4", "o"),
-                "MDLM confidence": ("#9467bd", "s"), "block diffusion ancestral": ("#e8743b", "D"),
-                "block diffusion confidence": ("#2ca02c", "^")}
+                "MDLM confidence": ("#9467bd", "s"), "MDLM adaptive": ("#17becf", "v"),
+                "block diffusion ancestral": ("#e8743b", "D"), "block diffusion confidence": ("#2ca02c", "^"),
+                "block diffusion adaptive": ("#d62728", "P"), "block diffusion distilled": ("#8c564b", "X"),
+                "fast decoder": ("#ff1493", "*")}
 
 
 def plot_speed_quality(rows: dict, axes=None):
-    """Validity against milliseconds per story at batch 1 (left: lower is better) and against tokens per
-    second at batch 64 (right: higher is better), one line per family; each point is labelled with its
-    number of steps K."""
+    """Validity against milliseconds per story at batch 1 (left: lower is better; the dashed line is the Pareto
+    front) and against tokens per second at batch 64 (right: higher is better), one line per family; each
+    point is labelled with the average network calls a story needed (its number of steps K where the rows
+    do not record calls)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -238,9 +284,14 @@ def plot_speed_quality(rows: dict, axes=None):
             ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker=marker, color=color, label=family,
                     ms=7 if marker != "*" else 12)
             for x, y, name in pts:
-                if "K=" in name:
-                    ax.annotate(name.split("K=")[1].rstrip(")"), (x, 100 * y), textcoords="offset points",
-                                xytext=(4, -10), fontsize=7, color=color)
+                calls = rows[name].get("calls")
+                label = f"{calls:.1f}" if calls is not None else name.split("K=")[1].rstrip(")") if "K=" in name else ""
+                ax.annotate(label, (x, 100 * y), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                            color=color)
+        if key == "ms_batch1" and all("ms_batch1" in r for r in rows.values()):
+            front = pareto_front(rows)
+            ax.step([rows[k][key] for k in front], [100 * rows[k]["valid"] for k in front], where="post",
+                    color="0.4", ls="--", lw=1, zorder=0, label="Pareto front")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_title(title)
@@ -248,3 +299,35 @@ def plot_speed_quality(rows: dict, axes=None):
     axes[0].set_ylabel("valid stories (%)")
     axes[0].legend(fontsize=8, loc="lower right")
     return axes
+
+
+def moonshot(rows: dict, fast: str, entropy: float, baseline: str = "AR (KV cache)", length: int = 32) -> dict:
+    """Issue 13's goal for the course's fast decoder ``fast`` against ``baseline``, each criterion computed
+    from ``rows`` (one run of ``speed_quality``): {criterion: (holds, the figure)}.
+
+    - ``calls``: at most L/4 network calls per story on average;
+    - ``validity``: valid share at least the baseline's minus 2 points;
+    - ``latency``: batch-1 latency at least 2x lower than the baseline's;
+    - ``no_collapse``: the oracle NLL of its valid samples within 1 nat of the grammar's entropy H;
+    - ``distinct``: at least 99 % of its samples distinct.
+    ``throughput_ratio_batch64`` (reported, not a criterion): its batch-64 tokens/s over the baseline's."""
+    from .._checks import check_choice
+
+    check_choice("fast", fast, rows)
+    check_choice("baseline", baseline, rows)
+    f, b = rows[fast], rows[baseline]
+    speedup = b["ms_batch1"] / f["ms_batch1"]
+    out = {
+        "calls": (f["calls"] <= length / 4, f"{f['calls']:.2f} network calls per story (at most {length // 4})"),
+        "validity": (f["valid"] >= b["valid"] - 0.02, f"{f['valid']:.1%} valid against AR's {b['valid']:.1%} "
+                                                      f"({100 * (f['valid'] - b['valid']):+.1f} points; at least -2)"),
+        "latency": (speedup >= 2, f"{f['ms_batch1']:.1f} ms per story at batch 1 against AR's {b['ms_batch1']:.1f}: "
+                                  f"{speedup:.2f}x faster (at least 2x)"),
+        "no_collapse": (abs(f["oracle_nll"] - entropy) <= 1, f"oracle NLL of the valid samples {f['oracle_nll']:.2f} "
+                                                             f"nats against H = {entropy:.2f} (within 1)"),
+        "distinct": (f["distinct"] >= 0.99, f"{f['distinct']:.1%} distinct (at least 99 %)"),
+    }
+    ratio = f["tokens_per_s_batch64"] / b["tokens_per_s_batch64"]
+    out["throughput_ratio_batch64"] = (None, f"batch 64: {f['tokens_per_s_batch64']:.0f} tokens/s against AR's "
+                                             f"{b['tokens_per_s_batch64']:.0f} ({ratio:.2f}x)")
+    return out

@@ -34,7 +34,7 @@ def likelihood(name: str, model, process, grammar, ids: torch.Tensor, **kwargs) 
 
 
 def generate(model, process, n: int, length: int, num_steps: int | None = None, seed: int = 0,
-             batch_size: int = 250, **options) -> torch.Tensor:
+             batch_size: int = 250, return_calls: bool = False, **options):
     """``n`` samples (N, length) of token ids from any text model of the course, in batches: the last state of
     ``process.sample(model, b, length, num_steps, generator=..., **options)`` (the process protocol).
 
@@ -42,6 +42,9 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
     one per token for the autoregressive model). ``options`` are the process's ``sample_options`` (a
     TypeError names the ones it takes); a ``fixed`` of shape (n, length) is split over the batches.
     A sampler of word vectors (Diffusion-LM) ends in vectors: they are rounded to the nearest words.
+    ``return_calls=True``: also the network calls each sample needed (N,), its trajectory's
+    ``calls_per_sample`` where the sampler counts them (stories that end early, adaptive steps), else the
+    batch's number of calls.
     """
     n = check_int("n", n, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
@@ -51,16 +54,19 @@ def generate(model, process, n: int, length: int, num_steps: int | None = None, 
     if fixed is not None:
         check_tensor("fixed", fixed, floating=False)
     steps = () if num_steps is None else (num_steps,)
-    out = []
+    out, calls = [], []
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)
         if fixed is not None:
             options["fixed"] = fixed[i:i + b] if fixed.ndim == 2 else fixed
-        last = process.sample(model, b, length, *steps, generator=gen, **options).run()
+        traj = process.sample(model, b, length, *steps, generator=gen, **options)
+        last = traj.run()
         if last.is_floating_point():                                 # word vectors -> the nearest words
             last = round_to_words(model, last)
         out.append(last.cpu())
-    return torch.cat(out)
+        per = getattr(traj, "calls_per_sample", None)
+        calls.append(per if per is not None else torch.full((b,), traj.network_calls))
+    return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
 
 
 def sample_quality(grammar, tokenizer, model, process, n: int = 500, length: int = 32, **kwargs) -> StoryReport:

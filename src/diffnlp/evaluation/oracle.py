@@ -133,7 +133,7 @@ class TokenPosteriorDenoiser(nn.Module):
 
 
 def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str, num_steps: int,
-                         remask: float = 0.0) -> torch.Tensor:
+                         remask: float = 0.0, value: float | None = None) -> torch.Tensor:
     """The exact output distribution of a masked-diffusion sampler driven by ``oracle``, over
     ``oracle.sequences`` (float64, (N,)), by propagating probabilities through its Markov chain over
     partially masked states (no sampling). Small problems only: V^L states.
@@ -143,13 +143,18 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
       ``remask`` = eta > 0 (ReMDM), r and sigma come from process.remask_probabilities(t, s, eta), and each
       position decided before the step goes back to [MASK] with probability sigma, independently;
     - "random" / "confidence" (num_steps = L, one token per step): reveal one masked position, chosen
-      uniformly, or the one whose drawn token is the most probable (all drawn independently).
+      uniformly, or the one whose drawn token is the most probable (all drawn independently);
+    - "threshold" / "entropy" (adaptive, ``value`` = tau or gamma, at most ``num_steps`` steps): the positions
+      ``kernels.adaptive_counts`` chooses from the posteriors (a deterministic choice), each drawn from its own.
     """
     import itertools
 
     from .._checks import check_choice, check_float, check_int
+    from ..sampling.kernels import ADAPTIVE_RULES, adaptive_counts, steps_left_minimum
 
-    check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
+    check_choice("strategy", strategy, ("ancestral", "random", "confidence", *ADAPTIVE_RULES))
+    if strategy in ADAPTIVE_RULES and value is None:
+        raise ValueError(f"strategy={strategy!r} needs value= (the threshold tau or the entropy budget gamma)")
     num_steps = check_int("num_steps", num_steps, low=1)
     remask = check_float("remask", remask, 0.0, 1.0)
     if remask > 0 and strategy != "ancestral":
@@ -183,6 +188,17 @@ def sampler_distribution(oracle: TokenPosteriorDenoiser, process, strategy: str,
                         for vals in itertools.product(range(oracle.vocab_size), repeat=len(chosen)):
                             moves.append(({**to_mask, **dict(zip(chosen, vals))},
                                           pr * math.prod(c[i][v] for i, v in zip(chosen, vals))))
+            elif strategy in ADAPTIVE_RULES:
+                if not masked:
+                    moves = [({}, 1.0)]
+                else:
+                    lp = torch.tensor(c, dtype=torch.float64).log()[None]
+                    is_m = torch.tensor([[x == M for x in state]])
+                    score, n_k = adaptive_counts(lp, is_m, strategy, value,
+                                                 steps_left_minimum(is_m.sum(1), num_steps - k))
+                    chosen = [int(i) for i in top_k_reveal(score, is_m, n_k)[0].nonzero()[:, 0]]
+                    moves = [(dict(zip(chosen, vals)), math.prod(c[i][v] for i, v in zip(chosen, vals)))
+                             for vals in itertools.product(range(oracle.vocab_size), repeat=len(chosen))]
             else:
                 moves = []
                 for vals in itertools.product(range(oracle.vocab_size), repeat=len(masked)):

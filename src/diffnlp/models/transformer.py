@@ -64,6 +64,26 @@ def block_causal_mask(query_positions: torch.Tensor, key_length: int, block_leng
     return kb[None, :] <= (query_positions // block_length)[:, None]
 
 
+def two_stream_mask(length: int, block_length: int, device=None) -> torch.Tensor:
+    """BD3-LM's training mask over x_t ⊕ x_0 (2L positions; query rows, key columns; True = attend), which
+    denoises every block in one forward pass. With b(i) the block of position i in its own half:
+
+        x_t query i, x_t key j:   b(j) == b(i)    block-diagonal: the noisy block sees itself
+        x_t query i, x_0 key j:   b(j) <  b(i)    offset block-causal: and the clean blocks before it
+        x_0 query i, x_0 key j:   b(j) <= b(i)    block-causal: the clean stream is the sampler's KV cache
+        x_0 query i, x_t key j:   never
+
+    so the logits of block b in the x_t half are those of the block-causal model fed (x_0 blocks < b, x_t block b)."""
+    check_int("length", length, low=1)
+    check_int("block_length", block_length, low=1)
+    b = torch.arange(length, device=device) // block_length
+    noisy_noisy = b[None, :] == b[:, None]
+    noisy_clean = b[None, :] < b[:, None]
+    clean_clean = b[None, :] <= b[:, None]
+    return torch.cat([torch.cat([noisy_noisy, noisy_clean], 1),
+                      torch.cat([torch.zeros_like(clean_clean), clean_clean], 1)], 0)
+
+
 class KVCache:
     """The keys and values of the positions seen so far, one (k, v) pair per layer, for causal decoding:
     each new token attends to the cached past instead of recomputing it."""
@@ -71,16 +91,23 @@ class KVCache:
     def __init__(self):
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = []
         self.length = 0
-        self.commit = True           # False: new tokens attend to the cache without being stored in it
+        self.commit: bool | int = True   # True: store the new positions; False: attend to the cache without
+                                         # storing them; an int m: store only the first m new positions
+
+    def stored(self, new: int) -> int:
+        """How many of ``new`` positions fed to the model this call are kept (``commit``)."""
+        return new if self.commit is True else 0 if self.commit is False else min(int(self.commit), new)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if layer == len(self.layers):
             self.layers.append(None)
+        keep = self.stored(k.shape[2])
         if self.layers[layer] is not None:
             pk, pv = self.layers[layer]
+            keep += pk.shape[2]
             k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
-        if self.commit:
-            self.layers[layer] = (k, v)
+        if keep:
+            self.layers[layer] = (k[:, :, :keep], v[:, :, :keep])
         return k, v
 
 
@@ -99,7 +126,7 @@ class _Block(nn.Module):
         self.dropout = c.dropout
 
     def forward(self, h: torch.Tensor, causal: bool, cache: KVCache | None, layer: int,
-                block_length: int = 0) -> torch.Tensor:
+                block_length: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, L, D = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         past = 0
@@ -107,7 +134,9 @@ class _Block(nn.Module):
             past = cache.layers[layer][0].shape[2] if layer < len(cache.layers) and cache.layers[layer] else 0
             k, v = cache.update(layer, k, v)
         mask, is_causal = None, False
-        if block_length:
+        if attn_mask is not None:
+            mask = attn_mask
+        elif block_length:
             # block-causal: query at absolute position past + i sees key j iff block(j) <= block(past + i)
             mask = block_causal_mask(past + torch.arange(L, device=h.device), past + L, block_length)
         elif causal and past == 0:
@@ -158,8 +187,10 @@ class Transformer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cache: KVCache | None = None,
-                label: torch.Tensor | None = None) -> torch.Tensor:
+                label: torch.Tensor | None = None, clean: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
+        if clean is not None:
+            return self._two_stream(x, t, clean, label)
         if c.input_dim == 0:
             if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.ndim != 2:
                 raise TypeError(f"x must be token ids, a LongTensor of shape (batch, length); got "
@@ -190,9 +221,36 @@ class Transformer(nn.Module):
             raise ValueError("label was given, but this Transformer has num_classes=0 (it is not conditional)")
         for i, block in enumerate(self.blocks):
             h = block(h, c.causal, cache, i, c.block_length)
-        if cache is not None and cache.commit:
-            cache.length += L
+        if cache is not None:
+            cache.length += cache.stored(L)
         return self.head(self.ln_f(h))
+
+    def _two_stream(self, x: torch.Tensor, t, clean: torch.Tensor, label) -> torch.Tensor:
+        """Block diffusion's training pass: the noisy sequence x (B, L) and the clean one (B, L) side by side,
+        both at positions 0..L-1, under ``two_stream_mask``; the logits of the noisy half (B, L, V)."""
+        c = self.config
+        if not c.block_length:
+            raise ValueError("clean= (the x_t ⊕ x_0 training pass) needs a block-causal Transformer (block_length > 0)")
+        check_tensor("clean", clean, floating=False)
+        if clean.shape != x.shape:
+            raise ValueError(f"clean must have the shape of x {tuple(x.shape)}, got {tuple(clean.shape)}")
+        L = x.shape[1]
+        if L > c.max_len or L % c.block_length:
+            raise ValueError(f"length {L} must be a multiple of block_length={c.block_length} and at most "
+                             f"max_len={c.max_len}")
+        both = torch.cat([x, clean], 1)
+        for name, ids in (("x", x), ("clean", clean)):
+            if ids.numel() and (ids.min() < 0 or ids.max() >= c.vocab_size):
+                raise ValueError(f"{name} has token ids outside 0 <= id < vocab_size={c.vocab_size}")
+        h = self.embed(both) + self.pos[:L].repeat(2, 1)                # both halves at positions 0..L-1
+        if self.time is not None:
+            raise ValueError("the x_t ⊕ x_0 training pass needs a model without time conditioning")
+        if self.label is not None:
+            h = h + self.label(self._labels(label, x.shape[0], h.device))[:, None, :]
+        mask = two_stream_mask(L, c.block_length, h.device)
+        for i, block in enumerate(self.blocks):
+            h = block(h, False, None, i, c.block_length, attn_mask=mask)
+        return self.head(self.ln_f(h[:, :L]))
 
     def _labels(self, label, batch: int, device) -> torch.Tensor:
         n = self.config.num_classes

@@ -111,7 +111,7 @@ class Autoregressive:
         for i in range(length):
             inputs = x[:, i:i + 1] if kv_cache else x[:, :i + 1]                  # the newest token, or all
             logits = model(inputs, t, cache=cache)[:, -1].float()
-            traj.network_calls += 1
+            traj.count_call(~ended)                          # a story that has ended would stop here alone
             nxt = categorical(torch.log_softmax(logits, -1), generator, temperature)   # x^i ~ p(. | x^{<i})
             x[:, i + 1] = nxt
             if end_id is not None:

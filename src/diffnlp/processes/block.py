@@ -7,12 +7,11 @@ A sequence of L tokens is cut into blocks of ``block_length``. The model factori
 
 and each factor is an MDLM: block b is masked and denoised while the earlier blocks are clean and
 visible. One block-causal Transformer (``TransformerConfig(block_length=...)``: a position sees its own
-block and the ones before) gives every factor. Training draws one block per sequence and a time t, and
-masks only that block:
+block and the ones before) gives every factor. Training masks every block, each at its own time t_b, and
+denoises all of them in one forward pass over x_t ⊕ x_0 (BD3-LM's two streams, ``two_stream_mask``):
 
-    NELBO(x) = sum_b E_t E_{z_t} [ w(t) sum_{i in block b, masked} -log p_theta(x^i | z_t, x_<b) ],
-
-estimated as (number of blocks) x the term of the drawn block. Sampling goes block by block: the
+    NELBO(x) = sum_b E_t E_{z_t} [ w(t) sum_{i in block b, masked} -log p_theta(x^i | z_t^b, x_<b) ].
+ Sampling goes block by block: the
 finished blocks sit in a KV cache (their keys and values never change, since they only see each
 other), the current block is denoised with ``num_steps`` ancestral steps attending to the cache, and
 generation stops once every sequence has ended (its block holds the end token, [PAD] for the stories).
@@ -24,12 +23,21 @@ from collections.abc import Iterator
 
 import torch
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_float, check_int
 from ..base import Estimate, Trajectory, at_least_float32, is_time_conditioned, model_device
 from ..models.transformer import KVCache
-from ..sampling.kernels import ancestral_step, categorical, confidence_step, random_order_step, reveal_counts
+from ..sampling.kernels import (
+    ADAPTIVE_RULES,
+    adaptive_step,
+    ancestral_step,
+    categorical,
+    confidence_step,
+    random_order_step,
+    reveal_counts,
+    steps_left_minimum,
+)
 from ..schedules import time_grid
-from .masked import MaskedDiffusion
+from .masked import STRATEGIES, MaskedDiffusion
 
 
 class BlockDiffusion:
@@ -51,37 +59,52 @@ class BlockDiffusion:
         if length % self.block_length:
             raise ValueError(f"length={length} must be a multiple of block_length={self.block_length}")
 
-    def noisy(self, x0: torch.Tensor, blocks: torch.Tensor, t: torch.Tensor,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-        """z: block ``blocks[b]`` of sequence b masked as MDLM's z_t, the blocks before it clean, the blocks
-        after it all [MASK] (the block-causal model never looks at them)."""
-        L, n = x0.shape[1], self.block_length
-        z_t = self.masking.add_noise(x0, t, generator)
-        block_of = torch.arange(L, device=x0.device) // n
-        b = blocks.to(x0.device)[:, None]
-        mask = torch.full_like(x0, self.mask_id)
-        return torch.where(block_of < b, x0, torch.where(block_of == b, z_t, mask))
+    def noisy(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z_t with one time per block: ``t`` (B, number of blocks); every token of block b is [MASK] with
+        probability 1 - alpha(t_b), independently (MDLM's forward process, block by block)."""
+        x0 = self.masking.check_x0(x0)
+        B, L = x0.shape
+        n_blocks = L // self.block_length
+        if not isinstance(t, torch.Tensor) or t.shape != (B, n_blocks):
+            raise ValueError(f"t must have shape ({B}, {n_blocks}) (one time per block), got "
+                             f"{tuple(getattr(t, 'shape', ()))}")
+        self.masking.check_t(t.reshape(-1), B * n_blocks)
+        u = torch.rand(x0.shape, generator=generator).to(x0.device)
+        drop = (1 - self.masking.alpha(t.to(x0.device))).repeat_interleave(self.block_length, 1)
+        return torch.where(u < drop, torch.full_like(x0, self.mask_id), x0)
 
     def loss(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
-             weighting: str = "nelbo") -> torch.Tensor:
-        """A one-sample NELBO estimate per sequence (nats, (B,)): one block and one time per sequence,
-        times the number of blocks. ``weighting="token"``: the mean cross-entropy of the masked tokens,
-        scaled to the sequence (the same minimiser, lower variance; see ``MaskedDiffusion.loss``)."""
+             weighting: str = "nelbo", t: torch.Tensor | None = None, z_t: torch.Tensor | None = None) -> torch.Tensor:
+        """A one-sample NELBO estimate per sequence (nats, (B,)) from **every block at once** (BD3-LM): one
+        time t_b per block (stratified over the batch), z_t = ``noisy(x0, t)``, and one forward pass over
+        x_t ⊕ x_0 (``Transformer(..., clean=x0)``, ``two_stream_mask``) gives every block's prediction given
+        its clean past:
+
+            loss(x) = sum_b w(t_b) sum_{i in block b, masked} -log p_theta(x^i | z_t^b, x_<b).
+
+        It equals the mean over b of the one-block estimate (number of blocks) x (the term of block b)
+        (tests/test_block_diffusion.py), with every block's signal in one step. ``weighting="token"``
+        replaces w(t_b) by n / k_b (k_b masked in the block): the same minimiser, a lower variance (see
+        ``MaskedDiffusion.loss``). ``t`` (B, blocks) and ``z_t`` may be given (for tests)."""
+        check_choice("weighting", weighting, ("nelbo", "token"))
         x0 = self.masking.check_x0(x0)
         B, L = x0.shape
         self._check_model(model, L)
-        n_blocks = L // self.block_length
-        blocks = torch.randint(0, n_blocks, (B,), generator=generator)
-        t = self.masking.sample_t(B, generator).to(x0.device)
-        z = self.noisy(x0, blocks, t, generator)
-        logits = self.masking.subs_logits(model, z, t)
+        n, n_blocks = self.block_length, L // self.block_length
+        if t is None:
+            t = self.masking.sample_t(B * n_blocks, generator).view(n_blocks, B).T     # stratified over B x blocks
+        z = self.noisy(x0, t, generator) if z_t is None else z_t
+        if z.shape != x0.shape:
+            raise ValueError(f"z_t must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+        logits = self.masking.never_mask(at_least_float32(model(z, clean=x0)))
         nll = -torch.log_softmax(logits, -1).gather(-1, x0[..., None])[..., 0]
-        in_block = (torch.arange(L, device=x0.device) // self.block_length)[None] == blocks.to(x0.device)[:, None]
-        masked = (z == self.mask_id) & in_block
-        total = torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
+        masked = z == self.mask_id
+        per_block = torch.where(masked, nll, torch.zeros_like(nll)).view(B, n_blocks, n).sum(-1)
+        k = masked.view(B, n_blocks, n).sum(-1)
         if weighting == "token":
-            return total * L / masked.sum(-1).clamp_min(1)
-        return n_blocks * torch.where(masked.any(-1), self.masking.weight(t) * total, torch.zeros_like(total))
+            return (per_block * n / k.clamp_min(1)).sum(-1)
+        w = self.masking.weight(t.to(x0.device))
+        return torch.where(k > 0, w * per_block, torch.zeros_like(per_block)).sum(-1)
 
     @torch.no_grad()
     def nelbo(self, model, x0: torch.Tensor, *, generator: torch.Generator | None = None,
@@ -114,14 +137,17 @@ class BlockDiffusion:
 
     @torch.no_grad()
     def block_logits(self, model, prefix: torch.Tensor, block: torch.Tensor, t: torch.Tensor,
-                     cache: KVCache | None = None) -> torch.Tensor:
+                     cache: KVCache | None = None, pending: torch.Tensor | None = None) -> torch.Tensor:
         """log p_theta(. | block, prefix) for the positions of ``block`` (B, n, V), with the SUBS rules.
-        With ``cache`` (holding ``prefix``), only the block is fed and nothing is stored; without it the
-        whole sequence is recomputed (positions after the block are [MASK] and never seen)."""
+        With ``cache`` (holding ``prefix``, except its last finished block ``pending`` when given), the
+        pending block and ``block`` are fed together and only the pending block is stored: BD3-LM folds the
+        commit of a finished block into the next block's first step, so K steps a block cost K calls.
+        Without a cache the whole sequence is recomputed (positions after the block are [MASK], never seen)."""
         if cache is not None:
-            cache.commit = False
+            fed = block if pending is None else torch.cat([pending, block], 1)
+            cache.commit = 0 if pending is None else pending.shape[1]
             try:
-                logits = model(block, t, cache=cache)
+                logits = model(fed, t, cache=cache)[:, -block.shape[1]:]
             finally:
                 cache.commit = True
         else:
@@ -132,31 +158,41 @@ class BlockDiffusion:
         return self.masking.subs_log_probs(self.masking.never_mask(at_least_float32(logits)), block)
 
     sample_options = {
-        "strategy": "'ancestral' (MDLM inside each block), 'confidence' (LLaDA's rule inside each block) or "
-                    "'random' (uniformly chosen positions, the block's tokens split evenly over the steps)",
+        "strategy": "'ancestral' (MDLM inside each block), 'confidence' (LLaDA's rule inside each block), "
+                    "'random' (uniformly chosen positions, the block's tokens split evenly over the steps), or "
+                    "adaptive inside each block: 'threshold' (Fast-dLLM) or 'entropy' (EB-sampler)",
+        "threshold": "strategy 'threshold': decide every position whose top probability is at least this (tau)",
+        "entropy_budget": "strategy 'entropy': decide the lowest-entropy positions while their entropies sum to at "
+                          "most this (gamma, nats)",
+        "temperature": "tokens drawn from softmax(log p / temperature) (1: the model; below 1: sharper, less diverse)",
         "kv_cache": "keep the finished blocks' keys and values (exact: they never attend to later blocks)",
         "end_id": "stop after the first block in which every sequence holds this token ([PAD] ends a story)",
     }
 
     def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None, strategy: str = "ancestral", kv_cache: bool = True,
-               end_id: int | None = None) -> Trajectory:
+               end_id: int | None = None, threshold: float = 0.9, entropy_budget: float = 1.0,
+               temperature: float = 1.0) -> Trajectory:
         """A ``Trajectory`` of every state (B, L), block by block, ``num_steps`` steps *per block*: MDLM's
         "ancestral" steps; "random" (uniformly chosen masked positions, the block split evenly over the
-        steps), which is exact with one token per step when the conditionals are; or "confidence" (LLaDA's
+        steps), which is exact with one token per step when the conditionals are; "confidence" (LLaDA's
         rule inside the block: draw a token for every masked position and keep the most probable draws; not
         exact: it favours likely tokens, and with several tokens per step it can do worse than "ancestral",
-        see ``python -m diffnlp bench frontier``). "confidence" and "random" reveal at least one token per
-        step, so ``num_steps`` is then at most ``block_length``.
+        see ``python -m diffnlp bench frontier``); or adaptive parallel decoding inside the block,
+        "threshold" or "entropy" (``MaskedDiffusion.sample``, ``kernels.adaptive_counts``), for which
+        ``num_steps`` is a cap and a block ends as soon as it is decided. All but "ancestral" reveal at least
+        one token per step, so ``num_steps`` is then at most ``block_length``.
 
         ``kv_cache``: keep the finished blocks' keys and values (exact: they never attend to later blocks);
-        ``end_id``: stop after the first block in which every sequence holds this token (the end of a
-        story: [PAD]) and fill the rest with it."""
+        a finished block is stored by the next block's first step, in the same call, so K steps a block cost
+        K calls. ``end_id``: stop after the first block in which every sequence holds this token (the end of
+        a story: [PAD]) and fill the rest with it; ``calls_per_sample`` counts the calls each story needed
+        (those after its end, or after its block was decided, ride along in a batch)."""
         num_samples = check_int("num_samples", num_samples, low=1)
         length = check_int("length", length, low=1)
         num_steps = check_int("num_steps", self.block_length if num_steps is None else num_steps, low=1)
         self._check_model(model, length)
-        check_choice("strategy", strategy, ("ancestral", "random", "confidence"))
+        check_choice("strategy", strategy, STRATEGIES)
         if strategy != "ancestral" and num_steps > self.block_length:
             raise ValueError(f"strategy={strategy!r} reveals at least one token per step: num_steps must be at "
                              f"most block_length={self.block_length}, got {num_steps}")
@@ -165,37 +201,51 @@ class BlockDiffusion:
                              "depend on the time at which they were stored)")
         if end_id is not None:
             check_int("end_id", end_id, low=0)
+        value = (check_float("threshold", threshold, 0.0, 1.0) if strategy == "threshold" else
+                 check_float("entropy_budget", entropy_budget, 0.0, 1e6) if strategy == "entropy" else None)
+        temperature = check_float("temperature", temperature, 1e-3, 1e3)
         return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, kv_cache, end_id,
-                                                 strategy, generator))
+                                                 strategy, value, temperature, generator))
 
-    def _run(self, traj, model, B, L, K, kv_cache, end_id, strategy, generator) -> Iterator[torch.Tensor]:
+    def _run(self, traj, model, B, L, K, kv_cache, end_id, strategy, value, temperature,
+             generator) -> Iterator[torch.Tensor]:
         dev, n = model_device(model), self.block_length
         z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
         kv = KVCache() if kv_cache else None
         grid = time_grid(K)
+        pending = None
+        ended = torch.zeros(B, dtype=torch.bool, device=dev)       # a finished block holds end_id
+        adaptive = strategy in ADAPTIVE_RULES
         yield z.clone()
         for b in range(L // n):
             prefix, block = z[:, :b * n], z[:, b * n:(b + 1) * n].clone()
             n_masked = torch.full((B,), n, device=dev)
             for k in range(K):
+                masked = block == self.mask_id
+                if adaptive and not masked.any():
+                    break                                               # every sample has decided the block
                 t = torch.full((B,), grid[k].item(), dtype=torch.float64)
                 s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)
-                logp = self.block_logits(model, prefix, block, t.float().to(dev), kv)
-                traj.network_calls += 1
+                logp = self.block_logits(model, prefix, block, t.float().to(dev), kv, pending if k == 0 else None)
+                traj.count_call(~ended & masked.any(1) if adaptive else ~ended)
                 if strategy == "ancestral":
-                    block = ancestral_step(block, logp, self.masking.reveal_probability(t, s), self.mask_id, generator)
+                    block = ancestral_step(block, logp, self.masking.reveal_probability(t, s), self.mask_id, generator,
+                                           temperature)
                 else:
-                    x, masked, n_k = categorical(logp, generator), block == self.mask_id, reveal_counts(n_masked, K, k)
-                    if strategy == "confidence":                                 # the n_k most probable draws
-                        block = confidence_step(block, x, logp, masked, n_k)
+                    x = categorical(logp, generator, temperature)
+                    if adaptive:                            # as many as the rule allows, enough to finish in K
+                        block = adaptive_step(block, x, logp, masked, strategy, value,
+                                              steps_left_minimum(masked.sum(1), K - k))
+                    elif strategy == "confidence":                               # the n_k most probable draws
+                        block = confidence_step(block, x, logp, masked, reveal_counts(n_masked, K, k))
                     else:                                                        # n_k positions, uniformly
-                        block = random_order_step(block, x, masked, n_k, generator)
+                        block = random_order_step(block, x, masked, reveal_counts(n_masked, K, k), generator)
                 z[:, b * n:(b + 1) * n] = block
                 yield z.clone()
-            if kv is not None and (b + 1) * n < L:
-                model(block, torch.ones(B, device=dev), cache=kv)              # commit the finished block
-                traj.network_calls += 1
-            if end_id is not None and bool((block == end_id).any(1).all()) and (b + 1) * n < L:
-                z[:, (b + 1) * n:] = end_id                                     # every story has ended
-                yield z.clone()
-                return
+            pending = block                       # stored in the cache by the next block's first step
+            if end_id is not None:
+                ended |= (block == end_id).any(1)
+                if bool(ended.all()) and (b + 1) * n < L:
+                    z[:, (b + 1) * n:] = end_id                                 # every story has ended
+                    yield z.clone()
+                    return

@@ -28,20 +28,24 @@ from .. import schedules
 from .._checks import check_choice, check_float, check_int, check_tensor
 from ..base import Estimate, Trajectory, float_logits, is_time_conditioned, model_device
 from ..sampling.kernels import (
+    ADAPTIVE_RULES,
+    adaptive_step,
     categorical,
     confidence_step,
     random_order_step,
     remask_step,
     reveal_counts,
     reveal_step,
+    steps_left_minimum,
     uniform,
 )
 from ..schedules import MASK_SCHEDULES, mask_alpha, mask_loss_weight, time_grid
+from .masked_exact import ExactNelbo
 
-STRATEGIES = ("ancestral", "confidence", "random")
+STRATEGIES = ("ancestral", "confidence", "random", *ADAPTIVE_RULES)
 
 
-class MaskedDiffusion:
+class MaskedDiffusion(ExactNelbo):
     """Masked (absorbing-state) diffusion over tokens in continuous time.
 
     ``schedule``: "loglinear" (alpha(t) = 1 - (1 - alpha_min) t) or "cosine"; ``mask_id``: the id of
@@ -187,23 +191,6 @@ class MaskedDiffusion:
             errs.append(draws.std(1) / math.sqrt(n))
         return Estimate(torch.cat(means), torch.cat(errs))
 
-    def mask_weights(self, length: int) -> torch.Tensor:
-        """c_k for k = 1..L: the weight of one mask with k positions in the exact NELBO (float64, (L,)),
-
-            c_k = int_0^{1 - alpha(1)} u^(k-1) (1 - u)^(L-k) du,   = (k-1)! (L-k)! / L! when alpha(1) = 0.
-
-        With alpha(1) = 0 the C(L, k) masks of size k, each summing k terms, weigh C(L, k) k c_k = 1 in
-        total: every "number of tokens already known" counts once, as in an any-order AR model."""
-        L = check_int("length", length, low=1)
-        u_max = 1 - float(self.alpha(torch.ones(1, dtype=torch.float64)))
-        if u_max >= 1:
-            c = [math.exp(math.lgamma(k) + math.lgamma(L - k + 1) - math.lgamma(L + 1)) for k in range(1, L + 1)]
-        else:
-            from scipy.special import beta, betainc
-
-            c = [float(betainc(k, L - k + 1, u_max) * beta(k, L - k + 1)) for k in range(1, L + 1)]
-        return torch.tensor(c, dtype=torch.float64)
-
     def reveal_probability(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The chance that a token masked at time t is revealed by time s < t (MDLM's reverse step):
 
@@ -226,15 +213,6 @@ class MaskedDiffusion:
         sigma = torch.minimum(torch.full_like(a_t, eta), (1 - a_s) / a_t)
         return sigma, (a_s - (1 - sigma) * a_t) / (1 - a_t)
 
-    @torch.no_grad()
-    def exact_loss(self, model, x0: torch.Tensor, weighting: str = "nelbo") -> torch.Tensor:
-        """E_t E_{z_t}[``loss(model, x0, weighting=...)``] per sequence by enumerating the 2^L masks:
-        sum_M weight_|M| sum_{i in M} -log p_theta(x^i | x outside M), weight c_k (NELBO) or d_k (token)."""
-        x0, token = self.check_x0(x0), check_choice("weighting", weighting, ("nelbo", "token")) == "token"
-        L = x0.shape[1]           # c_k, or d_k = P(k) (L / k) / C(L, k) (``schedules.token_loss_weights``)
-        weights = schedules.token_loss_weights(self.schedule, L, self.alpha_min) if token else self.mask_weights(L)
-        return self._sum_over_masks(model, x0, weights.tolist())
-
     def reveal_step_probabilities(self, num_steps: int) -> torch.Tensor:
         """q_k: a position revealed at ancestral step k of K (``schedules.reveal_step_probabilities``)."""
         return schedules.reveal_step_probabilities(self.schedule, num_steps, self.alpha_min)
@@ -243,46 +221,14 @@ class MaskedDiffusion:
         """Two of ``positions`` revealed in one step of K (``schedules.same_step_probability``): 1/K for a pair."""
         return schedules.same_step_probability(self.schedule, num_steps, positions, self.alpha_min)
 
-    @torch.no_grad()
-    def exact_nelbo(self, model, x0: torch.Tensor) -> torch.Tensor:
-        """The NELBO per sequence computed exactly by enumerating all 2^L masks (short sequences only).
-
-        Substituting u = 1 - alpha(t) (the masking probability) gives w(t) dt = du / u, so a mask M
-        with k = |M| positions carries the weight c_k = int_0^{1 - alpha(1)} u^(k-1) (1 - u)^(L-k) du,
-        whatever the schedule, and
-
-            NELBO(x) = sum_M c_|M| sum_{i in M} -log p_theta(x^i | x outside M).
-
-        With alpha_min = 0 (alpha(1) = 0) c_k = (k-1)! (L-k)! / L!, and with exact conditionals this is
-        -log p(x) (the average over orders of autoregressive factorisations).
-        """
-        x0 = self.check_x0(x0)
-        return self._sum_over_masks(model, x0, self.mask_weights(x0.shape[1]).tolist())
-
-    def _sum_over_masks(self, model, x0: torch.Tensor, c: list[float]) -> torch.Tensor:
-        """sum_M c[|M| - 1] sum_{i in M} -log p_theta(x^i | x outside M), over all 2^L - 1 non-empty masks."""
-        if is_time_conditioned(model):
-            raise ValueError("exact_nelbo needs a model without time conditioning: the sum over masks assumes the "
-                             "prediction depends on z_t only")
-        if (L := x0.shape[1]) > 16:
-            raise ValueError(f"exact_nelbo enumerates 2^L masks; length L={L} is too long (at most 16)")
-        B = x0.shape[0]
-        masks = torch.tensor([[(m >> i) & 1 for i in range(L)] for m in range(1, 2 ** L)], dtype=torch.bool)
-        total = torch.zeros(B, dtype=torch.float64)
-        for b in range(B):
-            z = torch.where(masks, torch.full((len(masks), L), self.mask_id), x0[b].cpu())
-            t = torch.ones(len(masks))
-            logp = self.log_probs(model, z.to(x0.device), t.to(x0.device)).cpu().double()
-            nll = -logp.gather(-1, x0[b].cpu().expand(len(masks), L)[..., None])[..., 0]
-            per_mask = torch.where(masks, nll, torch.zeros_like(nll)).sum(-1)
-            weights = torch.tensor([c[k - 1] for k in masks.sum(-1).tolist()], dtype=torch.float64)
-            total[b] = (weights * per_mask).sum()
-        return total
 
     # ------------------------------------------------------------------ sampling
     sample_options = {
-        "strategy": "'ancestral' (MDLM), 'confidence' (LLaDA: keep the most probable draws) or 'random' "
-                    "(uniformly chosen positions)",
+        "strategy": "'ancestral' (MDLM), 'confidence' (LLaDA: keep the most probable draws), 'random' "
+                    "(uniformly chosen positions), or adaptive: 'threshold' (Fast-dLLM) or 'entropy' (EB-sampler)",
+        "threshold": "strategy 'threshold': decide every position whose top probability is at least this (tau)",
+        "entropy_budget": "strategy 'entropy': decide the lowest-entropy positions while their entropies sum to at "
+                          "most this (gamma, nats)",
         "block_length": "semi-autoregressive: blocks of this length, left to right, the steps shared equally",
         "fixed": "ids (L,) or (B, L), [MASK] where to generate: tokens given by the user, never changed (infilling)",
         "temperature": "tokens drawn from softmax(log p / temperature); 0 is the argmax",
@@ -293,7 +239,7 @@ class MaskedDiffusion:
     def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None, strategy: str = "ancestral", block_length: int | None = None,
                fixed: torch.Tensor | None = None, temperature: float = 1.0, reuse_unchanged: bool = False,
-               remask: float = 0.0) -> Trajectory:
+               remask: float = 0.0, threshold: float = 0.9, entropy_budget: float = 1.0) -> Trajectory:
         """Generate ``num_samples`` sequences of ``length`` tokens in ``num_steps`` denoiser steps; return a
         ``Trajectory`` over every state (B, L), starting from all [MASK]. The options (``sample_options``):
 
@@ -305,6 +251,13 @@ class MaskedDiffusion:
           "random": the same, keeping n_k positions chosen uniformly at random.
           n_k splits the masked positions evenly over the steps (n masked, K steps: n // K each, the
           remainder going to the first steps).
+          Adaptive parallel decoding (``kernels.adaptive_counts``): "threshold" decides every masked position
+          whose top probability is at least ``threshold`` (Fast-dLLM), "entropy" the lowest-entropy positions
+          while their entropies sum to at most ``entropy_budget`` nats (EB-sampler); always at least one, and
+          enough to finish within ``num_steps`` (now a cap: the sampler stops once nothing is masked). Tokens
+          are drawn from p_theta; which positions are decided depends on p_theta only, so with independent
+          positions and exact conditionals the samples follow the data exactly. The calls each sample
+          needed are in the trajectory's ``calls_per_sample``.
         - ``block_length``: semi-autoregressive generation, left to right in blocks of this length, each
           block getting an equal share of the steps (the positions to the right stay masked).
         - ``fixed``: ids (L,) or (B, L) with tokens at fixed positions and [MASK] elsewhere: infilling of a
@@ -338,6 +291,11 @@ class MaskedDiffusion:
         if remask > 0 and (strategy != "ancestral" or reuse_unchanged):
             raise ValueError(f"remask={remask} applies to strategy='ancestral' without reuse_unchanged (got "
                              f"strategy={strategy!r}, reuse_unchanged={reuse_unchanged})")
+        if strategy == "threshold":
+            threshold = check_float("threshold", threshold, 0.0, 1.0)
+        if strategy == "entropy":
+            entropy_budget = check_float("entropy_budget", entropy_budget, 0.0, 1e6)
+        value = threshold if strategy == "threshold" else entropy_budget
         if reuse_unchanged and is_time_conditioned(model):
             raise ValueError("reuse_unchanged=True needs a model without time conditioning: a time-conditioned "
                              "model's prediction changes with t even when z_t does not")
@@ -353,10 +311,11 @@ class MaskedDiffusion:
         steps = [num_steps // n_blocks + (1 if b < num_steps % n_blocks else 0) for b in range(n_blocks)]
         z = z.to(model_device(model))
         return Trajectory(lambda traj: self._run(traj, model, z, steps, block_length, strategy, temperature,
-                                                 generator, reuse_unchanged, remask))
+                                                 generator, reuse_unchanged, remask, value))
 
     def _run(self, traj: Trajectory, model, z: torch.Tensor, steps: list[int], block_length: int, strategy: str,
-             temperature: float, generator, reuse_unchanged: bool, remask: float) -> Iterator[torch.Tensor]:
+             temperature: float, generator, reuse_unchanged: bool, remask: float,
+             value: float) -> Iterator[torch.Tensor]:
         B, L = z.shape
         protected = z != self.mask_id                                                   # fixed tokens stay
         yield z.clone()
@@ -366,15 +325,18 @@ class MaskedDiffusion:
             in_block[b * block_length:(b + 1) * block_length] = True
             n_masked = ((z == self.mask_id) & in_block).sum(1)                         # per sample
             grid = time_grid(K)
+            adaptive = strategy in ADAPTIVE_RULES
             for k in range(K):
+                masked = (z == self.mask_id) & in_block
+                if adaptive and not masked.any():
+                    break                                                   # every sample has decided the block
                 t = torch.full((B,), grid[k].item(), dtype=torch.float32)              # from time t ...
                 s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)           # ... to time s < t
                 if logp is None or changed or not reuse_unchanged:
                     logp = self.log_probs(model, z, t.to(z.device))
-                    traj.network_calls += 1
+                    traj.count_call(masked.any(1) if adaptive else None)
                 else:
                     traj.calls_saved += 1
-                masked = (z == self.mask_id) & in_block
                 x = categorical(logp, generator, temperature)                # a token for every position
                 before = z
                 if strategy == "ancestral":
@@ -386,6 +348,8 @@ class MaskedDiffusion:
                     z = reveal_step(z, torch.where(in_block, x, z), p_reveal, u, self.mask_id)
                     if remask > 0:
                         z = remask_step(z, sigma, u, self.mask_id, (before != self.mask_id) & ~protected & in_block)
+                elif adaptive:                                  # as many as the rule allows, enough to finish
+                    z = adaptive_step(z, x, logp, masked, strategy, value, steps_left_minimum(masked.sum(1), K - k))
                 else:
                     n_k = reveal_counts(n_masked, K, k)                                 # tokens to reveal now
                     if strategy == "confidence":

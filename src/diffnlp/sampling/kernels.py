@@ -4,7 +4,9 @@
   the processes differ only in the reveal probability (and the token distribution) they hand it;
 - LLaDA's confidence rule (in MDLM, in a block of BD3, and in the exact ``oracle.sampler_distribution``)
   is ``reveal_counts`` + ``top_k_reveal``;
-- ReMDM's self-correction is ``remask_step`` after ``reveal_step``.
+- ReMDM's self-correction is ``remask_step`` after ``reveal_step``;
+- adaptive parallel decoding (Fast-dLLM's confidence threshold, the EB-sampler's entropy budget) is
+  ``adaptive_counts`` + ``top_k_reveal``: how many tokens a step decides depends on the predictions.
 
 Every random draw is made on the CPU with the caller's ``generator`` and then moved, so a seed gives the
 same tokens on every device.
@@ -115,3 +117,60 @@ def random_order_step(z: torch.Tensor, x: torch.Tensor, masked: torch.Tensor, n_
     """The "random" strategy, one step: reveal ``n_k`` masked positions chosen uniformly at random."""
     score = uniform(z.shape, generator, z.device)
     return torch.where(top_k_reveal(score, masked, n_k), x, z)
+
+
+ADAPTIVE_RULES = ("threshold", "entropy")
+
+
+def token_entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """H_i = -sum_v p_i(v) log p_i(v) of every position (B, L), in nats (0 log 0 = 0)."""
+    p = log_probs.exp()
+    return -torch.where(p > 0, p * log_probs, torch.zeros_like(p)).sum(-1)
+
+
+def entropy_bounded_counts(entropy: torch.Tensor, masked: torch.Tensor, budget: float) -> torch.Tensor:
+    """The EB-sampler's count (B,): sort the masked positions' entropies (B, L), lowest first, and take the
+    longest prefix whose sum is at most ``budget`` (nats); ``adaptive_counts`` then makes it at least one."""
+    ranked = torch.where(masked, entropy, torch.full_like(entropy, math.inf)).sort(1).values     # lowest first
+    return (ranked.cumsum(1) <= budget).sum(1)
+
+
+def adaptive_counts(log_probs: torch.Tensor, masked: torch.Tensor, rule: str, value: float,
+                    at_least: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adaptive parallel decoding, the choice of one step: ``(score, n_k)`` for ``top_k_reveal``. Both depend
+    on the predicted distributions p_i only, never on the drawn tokens, so with independent positions and
+    exact conditionals the samples follow the data exactly (tests/test_adaptive_exact.py).
+
+    - "threshold" (Fast-dLLM, Wu et al., 2025): decide every masked position whose confidence
+      c_i = max_v p_i(v) is at least ``value`` (the threshold tau); score c_i.
+    - "entropy" (EB-sampler, Ben-Hamu et al., 2025): sort the masked positions by entropy H_i, lowest first,
+      and decide the longest prefix whose entropies sum to at most ``value`` (the budget gamma, nats); the
+      error of deciding them together is bounded by that sum; score -H_i.
+
+    At least one position is decided while any is masked, and at least ``at_least`` (B,) (the sampler's
+    step cap: enough to finish in the steps left)."""
+    if rule == "threshold":
+        score = log_probs.max(-1).values.exp()
+        n_k = ((score >= value) & masked).sum(1)
+    elif rule == "entropy":
+        h = token_entropy(log_probs)
+        score, n_k = -h, entropy_bounded_counts(h, masked, value)
+    else:
+        raise ValueError(f"rule={rule!r} is not an adaptive rule; allowed: {', '.join(ADAPTIVE_RULES)}")
+    n_k = torch.maximum(n_k, masked.any(1).long())
+    if at_least is not None:
+        n_k = torch.maximum(n_k, at_least.to(n_k.device))
+    return score, torch.minimum(n_k, masked.sum(1))
+
+
+def adaptive_step(z: torch.Tensor, x: torch.Tensor, log_probs: torch.Tensor, masked: torch.Tensor, rule: str,
+                  value: float, at_least: torch.Tensor | None = None) -> torch.Tensor:
+    """One step of adaptive parallel decoding: decide the positions ``adaptive_counts`` chooses, each taking
+    its drawn token x ~ p_i; the rest stay masked."""
+    score, n_k = adaptive_counts(log_probs, masked, rule, value, at_least)
+    return torch.where(top_k_reveal(score, masked, n_k), x, z)
+
+
+def steps_left_minimum(n_masked: torch.Tensor, steps_left: int) -> torch.Tensor:
+    """ceil(n_masked / steps_left): the fewest tokens a step must decide to finish within the step cap."""
+    return -(-n_masked // max(steps_left, 1))

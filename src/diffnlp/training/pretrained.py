@@ -12,7 +12,7 @@ from .recipes import GUIDANCE_RECIPES, TEXT_RECIPES, build_text_model
 
 PRETRAINED_DIR = Path(__file__).parent.parent / "pretrained"
 SHIPPED = ("stories-mdlm", "stories-ar", "stories-diffusion-lm", "stories-bd3", "stories-sedd", "stories-dfm",
-           "stories-uniform", "stories-mdlm-place")
+           "stories-uniform", "stories-mdlm-place", "stories-bd3-distilled")
 
 
 def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
@@ -38,7 +38,10 @@ def load_pretrained(name: str, path: str | Path | None = None):
     tok = StoryGrammar().tokenizer()
     where = f"checkpoint {str(path or PRETRAINED_DIR / name)!r}"
     check_vocab(meta, tok, where)
-    recipe = TEXT_RECIPES[name]
+    from .distillation import DISTILL_RECIPES
+
+    recipe = TEXT_RECIPES[DISTILL_RECIPES[name].teacher if name in DISTILL_RECIPES else name]   # a student: its
+    # teacher's network and process
     expected, process = build_text_model(recipe, tok.vocab_size)
     if type(model) is not type(expected) or model.config != expected.config:
         raise ValueError(f"{where} holds a {type(model).__name__} {getattr(model, 'config', '')}, not the "

@@ -7,9 +7,10 @@ import torch
 from ._verdict import NOT_ATTEMPTED, Verdict, compare, run_learner
 
 
-def _measured_block_calls(steps_per_block: int, length: int = 32, block_length: int = 8) -> int:
-    """The sequential network calls ``BlockDiffusion.sample`` makes for one sequence, counted on a small
-    untrained network (the count does not depend on the weights)."""
+def _measured_block_work(steps_per_block: int, length: int = 32, block_length: int = 8) -> tuple[int, int]:
+    """(calls, positions): the sequential network calls ``BlockDiffusion.sample`` makes for one sequence with
+    its KV cache, and the positions those calls feed the network, counted on a small untrained network (the
+    counts do not depend on the weights)."""
     from ...evaluation.frontier import CallCounter
     from ...models.transformer import Transformer
     from ...processes.block import BlockDiffusion
@@ -20,32 +21,36 @@ def _measured_block_calls(steps_per_block: int, length: int = 32, block_length: 
     counter = CallCounter(net)
     BlockDiffusion(block_length, mask_id=5).sample(counter, 1, length, steps_per_block,
                                                    generator=torch.Generator().manual_seed(0)).run()
-    return counter.calls
+    return counter.calls, counter.positions
 
 
-def reference_block_calls(length: int, block_length: int, steps_per_block: int) -> int:
-    """Block diffusion with a KV cache: ``steps_per_block`` denoising calls in each of the B = L / block
-    blocks, and one call per finished block but the last to store its keys and values: B k + (B - 1)."""
+def reference_block_positions(length: int, block_length: int, steps_per_block: int) -> int:
+    """Block diffusion with a KV cache, B = L / n blocks of n tokens, k steps a block: every step feeds the
+    current block (n positions), and the first step of every block but the first also feeds the finished
+    block before it, whose keys and values it stores in the cache: B k n + (B - 1) n."""
     blocks = length // block_length
-    return blocks * steps_per_block + blocks - 1
+    return blocks * steps_per_block * block_length + (blocks - 1) * block_length
 
 
-def check_block_calls(guess, steps_per_block: int = 4) -> Verdict:
-    """Exercise (predict): how many sequential network calls does block diffusion make for one story of
-    L = 32 tokens in blocks of 8 at ``steps_per_block`` steps per block? Counted live with a CallCounter."""
+def check_block_positions(guess, steps_per_block: int = 2) -> Verdict:
+    """Exercise (predict): how many positions does block diffusion feed the network for one story of L = 32
+    tokens in blocks of 8 at ``steps_per_block`` steps per block, with its KV cache? Counted live."""
     if guess is None:
         return NOT_ATTEMPTED
     if isinstance(guess, torch.Tensor):
         guess = guess.item()
     if not isinstance(guess, int) or isinstance(guess, bool):
-        return Verdict("incorrect", f"give the number of calls as an int, got {type(guess).__name__} {guess!r}")
-    measured = _measured_block_calls(steps_per_block)
+        return Verdict("incorrect", f"give the number of positions as an int, got {type(guess).__name__} {guess!r}")
+    calls, measured = _measured_block_work(steps_per_block)
     if guess == measured:
-        return Verdict("correct", f"{measured} calls, counted: {steps_per_block} per block for 4 blocks, plus one "
-                                  "for each finished block but the last, to store its keys and values")
-    if guess == 4 * steps_per_block:
-        return Verdict("incorrect", f"{guess} counts the denoising steps only: what does the cache need once a "
-                                    "block is finished?")
+        return Verdict("correct", f"{measured} positions in {calls} calls, counted: 8 for each step of each block, "
+                                  "and 8 more in the first step of blocks 2, 3 and 4, which stores the finished "
+                                  "block before it")
+    if guess == calls * 8:
+        return Verdict("incorrect", f"{guess} counts the current block only: how do the finished block's keys and "
+                                    "values get into the cache, if no call is spent on them?")
+    if guess == 32 * calls:
+        return Verdict("incorrect", f"{guess} is the work without the cache (every call over all 32 positions)")
     return Verdict("incorrect", f"{guess} is off by {guess - measured:+d} (the CallCounter counted {measured})")
 
 
@@ -109,3 +114,43 @@ def check_remask_reveal_probability(fn) -> Verdict:
             return Verdict("incorrect", f"at alpha_t={a_t:.3f}, alpha_s={a_s:.3f}, sigma={float(sigma):.3f} you "
                                         f"return {got:.4f}, expected {float(want):.4f}")
     return Verdict("correct", "(1 - sigma) alpha_t + p (1 - alpha_t) = alpha_s: remasking keeps the marginals")
+
+
+def reference_entropy_bounded_count(entropies: torch.Tensor, budget: float) -> int:
+    """The EB-sampler's step: sort the masked positions' entropies, lowest first, and decide the longest
+    prefix whose sum is at most ``budget``; at least one (``kernels.adaptive_counts``, rule "entropy")."""
+    ranked = torch.sort(entropies).values
+    return max(int((ranked.cumsum(0) <= budget).sum()), 1 if len(entropies) else 0)
+
+
+def check_entropy_bounded_count(fn) -> Verdict:
+    """Exercise (implement): how many positions one entropy-bounded step decides, checked against the
+    package's kernel (``kernels.entropy_bounded_counts``, at least one) on fixed and random cases."""
+    from ...sampling.kernels import entropy_bounded_counts
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.tensor([0.3, 0.01, 2.0, 0.2]), 0.5), (torch.tensor([1.5, 2.0]), 1.0),
+             (torch.tensor([0.0, 0.0, 0.0]), 0.0), (torch.tensor([0.9, 0.05, 0.05]), 0.1)]
+    cases += [(torch.rand(int(n), generator=g) * 2, float(b))
+              for n, b in zip(torch.randint(1, 9, (6,), generator=g), torch.rand(6, generator=g) * 3)]
+    for h, budget in cases:
+        got, err = run_learner(fn, h.clone(), budget)
+        if err or got is None:
+            return err or NOT_ATTEMPTED
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if not isinstance(got, int) or isinstance(got, bool):
+            return Verdict("incorrect", f"return the number of positions as an int, got {type(got).__name__}")
+        want = max(int(entropy_bounded_counts(h[None], torch.ones(1, len(h), dtype=torch.bool), budget)), 1)
+        if got != want:
+            if got == 0:
+                return Verdict("incorrect", f"entropies {h.tolist()} with budget {budget}: you decide nothing; a "
+                                            "step must decide at least one position, or the sampler never ends")
+            unsorted = max(int((h.cumsum(0) <= budget).sum()), 1)
+            if got == unsorted and unsorted != want:
+                return Verdict("incorrect", f"entropies {[round(x, 3) for x in h.tolist()]} with budget {budget}: "
+                                            f"you return {got}; sort the entropies first, lowest first")
+            return Verdict("incorrect", f"entropies {[round(x, 3) for x in h.tolist()]} with budget {budget}: you "
+                                        f"return {got}, expected {want}")
+    return Verdict("correct", "the lowest-entropy positions first, while their entropies fit in the budget, and "
+                              "never fewer than one (ten cases, as kernels.adaptive_counts)")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..._checks import check_choice, check_float, check_int
-from ...base import decision_steps
+from ...base import decision_steps, set_steps
 from ...processes.masked import MaskedDiffusion
 from ...schedules import mask_alpha
 from ..plotting import CORAL, INK
@@ -218,7 +218,9 @@ def token_strip(rows: Sequence[Sequence[tuple]], labels: Sequence[str], colors: 
 # name -> (strategy, block length, remasking eta)
 STRATEGY_CHOICES = {"ancestral (MDLM)": ("ancestral", None, 0.0), "confidence (LLaDA)": ("confidence", None, 0.0),
                     "random order": ("random", None, 0.0), "confidence, blocks of 8": ("confidence", 8, 0.0),
-                    "ancestral + remasking (ReMDM, eta = 0.1)": ("ancestral", None, 0.1)}
+                    "ancestral + remasking (ReMDM, eta = 0.1)": ("ancestral", None, 0.1),
+                    "adaptive: threshold 0.9 (Fast-dLLM)": ("threshold", None, 0.0),   # the sampler's defaults:
+                    "adaptive: entropy budget 1 nat (EB-sampler)": ("entropy", None, 0.0)}  # tau 0.9, gamma 1
 REMASKED_BG = "#ffffff"          # taken back: white, struck through, dashed coral outline (``MARKS["back"]``)
 
 
@@ -228,20 +230,6 @@ def order_legend(num_steps: int) -> list[tuple[str, str, str]]:
     mid = colors[len(colors) // 2]
     return [("early", colors[1], ""), ("...", mid, ""), ("late", colors[-1], ""), ("just decided", mid, "new"),
             ("taken back", REMASKED_BG, "back"), ("[MASK]", MASK_BG, "")]
-
-
-def set_steps(states: Sequence[torch.Tensor], mask_id: int) -> torch.Tensor:
-    """(S, L) for a trajectory of S states (L,): for every frame i and position, the step at which the
-    token shown there was (last) set, or -1 while it is masked. With remasking a position can be set,
-    masked again and set anew; it then shows the step of its latest decision."""
-    if not len(states) or any(s.shape != states[0].shape or s.ndim != 1 for s in states):
-        raise ValueError("states must be a non-empty list of 1-D token tensors of one length")
-    out = torch.full((len(states), len(states[0])), -1, dtype=torch.long)
-    out[0] = torch.where(states[0] == mask_id, -1, 0)
-    for i in range(1, len(states)):
-        new = (states[i] != mask_id) & (states[i - 1] == mask_id)
-        out[i] = torch.where(states[i] == mask_id, -1, torch.where(new, i, out[i - 1]))
-    return out
 
 
 class UnmaskingPlayer:
@@ -300,6 +288,8 @@ class UnmaskingPlayer:
         m = self.process.mask_id                                  # the tokens taken back in each step, once
         self._taken_back = [[]] + [((cur == m) & (prev != m)).nonzero()[:, 0].tolist()
                                    for prev, cur in zip(self.states, self.states[1:])]
+        self.decided_per_step = [0] + [int(((cur != m) & (prev == m)).sum()) for prev, cur in  # adaptive: many or
+                                       zip(self.states, self.states[1:])]                       # few per step
         self.colors = _order_colors(len(self.states))          # once per trajectory, not per frame
         self.slider.max = self.play.max = len(self.states) - 1
         self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
@@ -351,11 +341,11 @@ class UnmaskingPlayer:
             border = f"{lw:.0f}px {'dashed' if ls == '--' else 'solid'} {ec}" if mark else ""
             chips.append(chip(word, bg, "#fff" if _is_dark(bg) else "#222", bold=mark == "new", title=title,
                               strike=mark == "back", border=border))
-        done = int((self.states[i] != self.process.mask_id).sum())
-        back = len(self.remasked(i))
+        done, back = int((self.states[i] != self.process.mask_id).sum()), len(self.remasked(i))
         note = f", {back} taken back (struck through, dashed outline)" if back else ""
         self.html.value = (f"<div style='font-family:monospace;font-size:12px;color:#444'>step {i} of "
-                           f"{len(self.states) - 1}: {done} of {self.length} tokens decided{note}</div>"
+                           f"{len(self.states) - 1}: {self.decided_per_step[i]} decided in this step, {done} of "
+                           f"{self.length} in all{note}</div>"
                            f"<div style='line-height:2.0'>{''.join(chips)}</div>")
         self.latencies.append(time.perf_counter() - started)
 
