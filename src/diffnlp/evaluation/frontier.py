@@ -270,6 +270,7 @@ def plot_speed_quality(rows: dict, axes=None):
     point is labelled with the average network calls a story needed (its number of steps K where the rows
     do not record calls)."""
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
@@ -281,8 +282,9 @@ def plot_speed_quality(rows: dict, axes=None):
             pts = sorted((r[key], r["valid"], name) for name, r in rows.items() if r["family"] == family)
             if not pts:
                 continue
+            sweep = "adaptive" not in family and family != "fast decoder"    # a line through K = 4, 8, ...
             ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker=marker, color=color, label=family,
-                    ms=7 if marker != "*" else 12)
+                    ms=7 if marker != "*" else 12, ls="-" if sweep else "none")
             for x, y, name in pts:
                 calls = rows[name].get("calls")
                 label = f"{calls:.1f}" if calls is not None else name.split("K=")[1].rstrip(")") if "K=" in name else ""
@@ -293,6 +295,9 @@ def plot_speed_quality(rows: dict, axes=None):
             ax.step([rows[k][key] for k in front], [100 * rows[k]["valid"] for k in front], where="post",
                     color="0.4", ls="--", lw=1, zorder=0, label="Pareto front")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))   # 10, 20, not 2 x 10^1
+        ax.xaxis.set_minor_formatter(ticker.FuncFormatter(
+            lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
         ax.set_xlabel(xlabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
