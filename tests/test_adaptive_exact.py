@@ -144,3 +144,34 @@ def test_adaptive_options_are_checked():
         md.sample(o, 2, 3, 3, strategy="entropy", entropy_budget=-1.0)
     with pytest.raises(ValueError, match="needs value"):
         sampler_distribution(o, md, "entropy", 3)
+
+
+def test_top_p_filter_keeps_the_nucleus_and_its_ratios():
+    """Nucleus filtering keeps the most probable tokens until their mass reaches top_p, renormalised, with
+    their ratios unchanged; a block sampler with top_p on an exact product distribution draws from it."""
+    from diffnlp.sampling.kernels import top_p_filter
+
+    lp = torch.tensor([[0.05, 0.5, 0.15, 0.3]]).log()
+    assert torch.allclose(top_p_filter(lp, 0.8).exp(), torch.tensor([[0.0, 0.625, 0.0, 0.375]]))
+    assert torch.allclose(top_p_filter(lp, 0.81).exp(), torch.tensor([[0.0, 0.5, 0.15, 0.3]]) / 0.95)
+    assert torch.equal(top_p_filter(lp, 1.0), lp)
+    seqs, p = _product(seed=3, length=4)
+    oracle = _oracle(p, seqs)
+    oracle.config = type("Config", (), {"block_length": 2, "max_len": 4, "time_conditioning": False})()
+    n = 30000
+    x = BlockDiffusion(block_length=2, mask_id=MASK).sample(oracle, n, 4, 2, kv_cache=False, top_p=0.7,
+                                                            generator=torch.Generator().manual_seed(9)).run()
+    # the nucleus of each position's marginal, as a product (positions are independent)
+    marg = [torch.zeros(3, dtype=torch.float64) for _ in range(4)]
+    for s, q in zip(seqs, p):
+        for i, v in enumerate(s):
+            marg[i][v] += q
+    nuc = [top_p_filter(m.log()[None], 0.7)[0].exp() for m in marg]
+    want = torch.tensor([float(torch.prod(torch.stack([nuc[i][v] for i, v in enumerate(s)]))) for s in seqs],
+                        dtype=torch.float64)
+    counts = torch.bincount(_index(x, 4), minlength=81).double()
+    keep = want > 0
+    assert counts[~keep].sum() == 0 and (~keep).any()
+    assert stats.chisquare(counts[keep].numpy(), (want[keep] / want[keep].sum() * n).numpy()).pvalue > 1e-3
+    with pytest.raises(ValueError, match="top_p"):
+        BlockDiffusion(block_length=2, mask_id=MASK).sample(oracle, 2, 4, 2, kv_cache=False, top_p=0.0)

@@ -134,7 +134,13 @@ def test_latencies_are_timed_round_robin(monkeypatch):
 def test_the_recorded_frontier_benchmark_supports_the_lesson():
     rec = frontier.recorded("frontier")
     assert {"date", "machine", "speed_quality"} <= set(rec)
-    assert all(ok for ok, _ in speed_claims(rec["speed_quality"]).values())
+    classic = {k: r for k, r in rec["speed_quality"].items() if r["family"] in frontier.CLASSIC_FAMILIES}
+    assert all(ok for ok, _ in speed_claims(classic).values())
+    from diffnlp.frontier import fast_decoder_name
+
+    goal = frontier.moonshot(rec["speed_quality"], fast_decoder_name(), rec["entropy"])     # lesson 05, section 5
+    assert all(ok for ok, _ in goal.values() if ok is not None)
+    assert rec["fast_decoder"]["name"] == fast_decoder_name()                # the record is of today's FAST_DECODER
     with pytest.raises(FileNotFoundError, match="bench nope"):
         frontier.recorded("nope")
 

@@ -60,8 +60,9 @@ def bench_frontier(n: int = 500) -> dict:
     fast = ckpt[FAST_DECODER["checkpoint"]]
     configs = frontier.decoders(ckpt["stories-ar"][:2], ckpt["stories-mdlm"][:2], ckpt["stories-bd3"][:2],
                                 end_id=tok.pad_id, adaptive=ADAPTIVE, distilled=ckpt["stories-bd3-distilled"][:2],
-                                distilled_steps=(2, 4), fast=(fast[0], fast[1], FAST_DECODER["sampler"]))
-    out["speed_quality"] = frontier.speed_quality(configs, grammar, tok, n=n, length=L)
+                                distilled_steps=(2, 4), fast=(fast[0], fast[1], FAST_DECODER["sampler"]),
+                                nucleus=NUCLEUS)
+    out["speed_quality"] = frontier.speed_quality(configs, grammar, tok, n=n, length=L, reference=test_ids[:n])
     rows = out["speed_quality"]
     classic = {k: r for k, r in rows.items() if r["family"] in frontier.CLASSIC_FAMILIES}
     out["verdict"] = frontier.latency_verdict(classic)
@@ -128,4 +129,6 @@ def bench_frontier(n: int = 500) -> dict:
 
 # adaptive parallel decoding in the frontier bench: (rule, value, at most this many steps a block or None)
 ADAPTIVE = (("threshold", 0.9, None), ("entropy", 0.5, None), ("entropy", 1.0, None), ("entropy", 2.0, None),
-            ("entropy", 1.0, 2), ("entropy", 2.0, 2), ("entropy", 1.0, 2, 0.6))    # (rule, value, cap[, temperature])
+            ("entropy", 1.0, 2), ("entropy", 2.0, 2), ("entropy", 1.0, 2, 0.8),
+            ("entropy", 1.0, 2, 0.6))                                   # (rule, value, cap[, temperature])
+NUCLEUS = ((1, 0.95), (1, 0.9), (2, 0.95), (2, 0.93))                 # BD3 (steps a block, top_p)

@@ -44,7 +44,7 @@ class CallCounter(nn.Module):
 
 def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16, 32),
              bd3_steps=(1, 2, 4, 8), bd3_strategies=("ancestral", "confidence"), adaptive=(),
-             distilled=None, distilled_steps=(2,), fast=None) -> dict:
+             distilled=None, distilled_steps=(2,), fast=None, nucleus=()) -> dict:
     """The configurations of lesson 05's table: ``name -> (model, process, sampler kwargs, family)``.
 
     ``ar``, ``mdlm``, ``bd3``, ``distilled``: ``(model, process)`` pairs (any may be None). AR uses its KV
@@ -55,7 +55,8 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
     for MDLM and inside BD3's blocks (``kernels.adaptive_counts``; cap: at most this many steps a block for
     BD3, None for none; a temperature other than 1, BD3 only, sharpens the draws); ``distilled``: a
     step-distilled BD3 student at ``distilled_steps`` ancestral steps per block;
-    ``fast``: ``(model, process, options)`` of ``diffnlp.frontier.FAST_DECODER``."""
+    ``fast``: ``(model, process, options)`` of ``diffnlp.frontier.FAST_DECODER``; ``nucleus``: (steps per block,
+    top_p) pairs, BD3's ancestral steps with nucleus sampling."""
     out = {}
     if ar is not None:
         out["AR (KV cache)"] = (*ar, {"end_id": end_id}, "autoregressive")
@@ -87,6 +88,11 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
         for k in distilled_steps:
             out[f"BD3 distilled {k}/block (K={k * blocks})"] = (
                 *distilled, {"num_steps": k, "kv_cache": True, "end_id": end_id}, "block diffusion distilled")
+    if bd3 is not None:
+        blocks = bd3[0].config.max_len // bd3[0].config.block_length
+        for k, p in nucleus:
+            out[f"BD3 {k}/block top-p {p:g} (K={k * blocks})"] = (
+                *bd3, {"num_steps": k, "top_p": p, "kv_cache": True, "end_id": end_id}, "block diffusion nucleus")
     if fast is not None:
         from ..frontier import fast_decoder_name
 
@@ -129,14 +135,23 @@ def latencies_round_robin(configs: dict, batch: int, length: int = 32, repeats: 
     return times
 
 
+def word_coverage(tokenizer, samples: torch.Tensor, reference: torch.Tensor) -> float:
+    """The share of the words of ``reference`` stories (N, L) that also appear somewhere in ``samples``: a decoder
+    that never writes a rare word (or an optional one, like "very") scores below 1, whatever its validity."""
+    ref = set(reference.unique().tolist()) - {tokenizer.pad_id}
+    return len(ref & set(samples.unique().tolist())) / max(len(ref), 1)
+
+
 def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int = 32, repeats_b1: int = 15,
-                  repeats_b64: int = 3, seed: int = 1, progress: bool = True, threads: int = 1) -> dict:
+                  repeats_b64: int = 3, seed: int = 1, progress: bool = True, threads: int = 1,
+                  reference: torch.Tensor | None = None) -> dict:
     """For each configuration: latency per story at batch 1 (ms), throughput at batch 64 (tokens/s, 32
     positions per story, padding included), the quality of ``n`` samples (valid share, oracle NLL of the
     valid ones, distinct share) and the average network calls a story needed (``calls``: those it would
-    make alone, ``Trajectory.calls_per_sample``). The timings are the medians of ``latencies_round_robin`` (all decoders
-    interleaved); ``ms_batch1_runs`` keeps every batch-1 run. Everything runs on ``threads`` CPU threads
-    (``runtime.threads``: one by default, which a busy core beside it cannot stall)."""
+    make alone, ``Trajectory.calls_per_sample``); with ``reference`` (n data stories), ``word_coverage``. The
+    timings are the medians of ``latencies_round_robin`` (all decoders interleaved); ``ms_batch1_runs`` keeps
+    every batch-1 run. Everything runs on ``threads`` CPU threads (``runtime.threads``: one by default, which a
+    busy core beside it cannot stall)."""
     rows = {}
     with runtime_threads(threads):
         for name, (model, process, kw, family) in configs.items():
@@ -146,6 +161,8 @@ def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int =
             rows[name] = {"family": family, **rep.as_dict(), "valid_stderr": rep.valid_stderr,
                           "calls": float(calls.double().mean()), "sample_s": time.perf_counter() - t0,
                           "threads": threads}
+            if reference is not None:
+                rows[name]["word_coverage"] = word_coverage(tokenizer, x, reference)
         b1 = latencies_round_robin(configs, 1, length, repeats_b1)
         b64 = latencies_round_robin(configs, 64, length, repeats_b64)
     for name, row in rows.items():
@@ -153,7 +170,8 @@ def speed_quality(configs: dict, grammar, tokenizer, n: int = 500, length: int =
         row.update(ms_batch1=ms1, ms_per_story_batch64=ms64, tokens_per_s_batch64=1000 * length / ms64,
                    ms_batch1_runs=b1[name])
         if progress:
-            print(f"  {name:30s} calls {row['calls']:5.1f}  valid {row['valid']:6.1%}  oracle NLL "
+            cover = f"  words {row['word_coverage']:4.0%}" if "word_coverage" in row else ""
+            print(f"  {name:30s} calls {row['calls']:5.1f}{cover}  valid {row['valid']:6.1%}  oracle NLL "
                   f"{row['oracle_nll']:6.2f}  distinct "
                   f"{row['distinct']:6.1%}  batch 1: {ms1:6.1f} ms/story  batch 64: {1000 * length / ms64:8.0f} "
                   "tokens/s", flush=True)
@@ -261,6 +279,7 @@ FAMILY_STYLE = {"autoregressive": ("#222222", "*"), "MDLM ancestral": ("#1f77b4"
                 "MDLM confidence": ("#9467bd", "s"), "MDLM adaptive": ("#17becf", "v"),
                 "block diffusion ancestral": ("#e8743b", "D"), "block diffusion confidence": ("#2ca02c", "^"),
                 "block diffusion adaptive": ("#d62728", "P"), "block diffusion distilled": ("#8c564b", "X"),
+                "block diffusion nucleus": ("#bcbd22", "h"),
                 "fast decoder": ("#ff1493", "*")}
 
 

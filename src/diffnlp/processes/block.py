@@ -35,6 +35,7 @@ from ..sampling.kernels import (
     random_order_step,
     reveal_counts,
     steps_left_minimum,
+    top_p_filter,
 )
 from ..schedules import time_grid
 from .masked import STRATEGIES, MaskedDiffusion
@@ -165,6 +166,7 @@ class BlockDiffusion:
         "entropy_budget": "strategy 'entropy': decide the lowest-entropy positions while their entropies sum to at "
                           "most this (gamma, nats)",
         "temperature": "tokens drawn from softmax(log p / temperature) (1: the model; below 1: sharper, less diverse)",
+        "top_p": "nucleus sampling: draw from the most probable tokens that make up this much probability (1: all)",
         "kv_cache": "keep the finished blocks' keys and values (exact: they never attend to later blocks)",
         "end_id": "stop after the first block in which every sequence holds this token ([PAD] ends a story)",
     }
@@ -172,7 +174,7 @@ class BlockDiffusion:
     def sample(self, model, num_samples: int, length: int, num_steps: int | None = None, *,
                generator: torch.Generator | None = None, strategy: str = "ancestral", kv_cache: bool = True,
                end_id: int | None = None, threshold: float = 0.9, entropy_budget: float = 1.0,
-               temperature: float = 1.0) -> Trajectory:
+               temperature: float = 1.0, top_p: float = 1.0) -> Trajectory:
         """A ``Trajectory`` of every state (B, L), block by block, ``num_steps`` steps *per block*: MDLM's
         "ancestral" steps; "random" (uniformly chosen masked positions, the block split evenly over the
         steps), which is exact with one token per step when the conditionals are; "confidence" (LLaDA's
@@ -204,10 +206,11 @@ class BlockDiffusion:
         value = (check_float("threshold", threshold, 0.0, 1.0) if strategy == "threshold" else
                  check_float("entropy_budget", entropy_budget, 0.0, 1e6) if strategy == "entropy" else None)
         temperature = check_float("temperature", temperature, 1e-3, 1e3)
+        top_p = check_float("top_p", top_p, 1e-6, 1.0)
         return Trajectory(lambda traj: self._run(traj, model, num_samples, length, num_steps, kv_cache, end_id,
-                                                 strategy, value, temperature, generator))
+                                                 strategy, value, temperature, top_p, generator))
 
-    def _run(self, traj, model, B, L, K, kv_cache, end_id, strategy, value, temperature,
+    def _run(self, traj, model, B, L, K, kv_cache, end_id, strategy, value, temperature, top_p,
              generator) -> Iterator[torch.Tensor]:
         dev, n = model_device(model), self.block_length
         z = torch.full((B, L), self.mask_id, dtype=torch.long, device=dev)
@@ -226,7 +229,8 @@ class BlockDiffusion:
                     break                                               # every sample has decided the block
                 t = torch.full((B,), grid[k].item(), dtype=torch.float64)
                 s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)
-                logp = self.block_logits(model, prefix, block, t.float().to(dev), kv, pending if k == 0 else None)
+                logp = top_p_filter(self.block_logits(model, prefix, block, t.float().to(dev), kv,
+                                                      pending if k == 0 else None), top_p)
                 traj.count_call(~ended & masked.any(1) if adaptive else ~ended)
                 if strategy == "ancestral":
                     block = ancestral_step(block, logp, self.masking.reveal_probability(t, s), self.mask_id, generator,

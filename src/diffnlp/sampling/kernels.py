@@ -46,6 +46,19 @@ def categorical(log_probs: torch.Tensor, generator: torch.Generator | None = Non
     return (log_probs / temperature + gumbel).argmax(-1)
 
 
+def top_p_filter(log_probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering (Holtzman et al., 2020): per position keep the most probable tokens until their
+    probability reaches ``top_p``, drop the rest, renormalise (log-probabilities, same shape). Unlike a
+    temperature it keeps the ratios of the tokens it keeps: it removes the tail, not the spread."""
+    if top_p >= 1:
+        return log_probs
+    ranked, order = log_probs.sort(-1, descending=True)
+    p = ranked.exp()
+    drop = (p.cumsum(-1) - p) >= top_p                    # the mass before this token already reaches top_p
+    kept = torch.full_like(log_probs, -math.inf).scatter(-1, order, ranked.masked_fill(drop, -math.inf))
+    return kept - kept.logsumexp(-1, keepdim=True)
+
+
 def categorical_from_probs(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One draw per row of ``probs`` (..., K) by the inverse CDF:
 
