@@ -1,5 +1,5 @@
 """Step distillation for masked and block diffusion (SDTT, self-distillation through time; Deschenaux and
-Gulcehre, 2025): a student learns to take in one step what its teacher takes in two.
+Gulcehre, 2024): a student learns to take in one step what its teacher takes in two.
 
 From time t to s < t with the midpoint m, the teacher's two ancestral steps reveal a masked position with
 probability r1 = q(t -> m), then r2 = q(m -> s), in all r = r1 + (1 - r1) r2 = q(t -> s), the reveal
