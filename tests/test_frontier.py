@@ -352,5 +352,5 @@ def test_fast_decoder_is_declared_once_and_loads():
     assert options["end_id"] == tok.pad_id and set(FAST_DECODER["sampler"]) <= set(options)
     traj = process.sample(model, 4, 32, generator=torch.Generator().manual_seed(0), **options)
     x = traj.run()
-    assert x.shape == (4, 32) and traj.calls_per_sample.float().mean() <= 8
+    assert x.shape == (4, 32) and traj.calls_per_sample.max() <= 32 // 8 * FAST_DECODER["sampler"]["num_steps"]
     assert FAST_DECODER["checkpoint"] in fast_decoder_name()

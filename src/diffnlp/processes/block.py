@@ -166,7 +166,8 @@ class BlockDiffusion:
         "entropy_budget": "strategy 'entropy': decide the lowest-entropy positions while their entropies sum to at "
                           "most this (gamma, nats)",
         "temperature": "tokens drawn from softmax(log p / temperature) (1: the model; below 1: sharper, less diverse)",
-        "top_p": "nucleus sampling: draw from the most probable tokens that make up this much probability (1: all)",
+        "top_p": "nucleus sampling: draw from the most probable tokens that make up this much probability (1: all); "
+                 "the adaptive and confidence rules still choose positions from the unfiltered predictions",
         "kv_cache": "keep the finished blocks' keys and values (exact: they never attend to later blocks)",
         "end_id": "stop after the first block in which every sequence holds this token ([PAD] ends a story)",
     }
@@ -229,8 +230,9 @@ class BlockDiffusion:
                     break                                               # every sample has decided the block
                 t = torch.full((B,), grid[k].item(), dtype=torch.float64)
                 s = torch.full((B,), grid[k + 1].item(), dtype=torch.float64)
-                logp = top_p_filter(self.block_logits(model, prefix, block, t.float().to(dev), kv,
-                                                      pending if k == 0 else None), top_p)
+                raw = self.block_logits(model, prefix, block, t.float().to(dev), kv, pending if k == 0 else None)
+                logp = top_p_filter(raw, top_p)            # tokens are drawn from the nucleus; the rules below
+                # choose positions from the model's own (unfiltered) predictions, as without top_p
                 traj.count_call(~ended & masked.any(1) if adaptive else ~ended)
                 if strategy == "ancestral":
                     block = ancestral_step(block, logp, self.masking.reveal_probability(t, s), self.mask_id, generator,
@@ -238,10 +240,10 @@ class BlockDiffusion:
                 else:
                     x = categorical(logp, generator, temperature)
                     if adaptive:                            # as many as the rule allows, enough to finish in K
-                        block = adaptive_step(block, x, logp, masked, strategy, value,
+                        block = adaptive_step(block, x, raw, masked, strategy, value,
                                               steps_left_minimum(masked.sum(1), K - k))
                     elif strategy == "confidence":                               # the n_k most probable draws
-                        block = confidence_step(block, x, logp, masked, reveal_counts(n_masked, K, k))
+                        block = confidence_step(block, x, raw, masked, reveal_counts(n_masked, K, k))
                     else:                                                        # n_k positions, uniformly
                         block = random_order_step(block, x, masked, reveal_counts(n_masked, K, k), generator)
                 z[:, b * n:(b + 1) * n] = block

@@ -52,7 +52,7 @@ def top_p_filter(log_probs: torch.Tensor, top_p: float) -> torch.Tensor:
     temperature it keeps the ratios of the tokens it keeps: it removes the tail, not the spread."""
     if top_p >= 1:
         return log_probs
-    ranked, order = log_probs.sort(-1, descending=True)
+    ranked, order = log_probs.sort(dim=-1, descending=True, stable=True)      # ties: the lower id first, on any device
     p = ranked.exp()
     drop = (p.cumsum(-1) - p) >= top_p                    # the mass before this token already reaches top_p
     kept = torch.full_like(log_probs, -math.inf).scatter(-1, order, ranked.masked_fill(drop, -math.inf))
