@@ -22,6 +22,10 @@ ALTERNATIVES = {   # lesson 05: name -> (checkpoint, sampler configurations), al
 REMASK_ETAS = (0.0, 0.02, 0.05, 0.1, 0.2)
 CFG_TARGET = GUIDANCE_TARGET              # classifier-free guidance steers toward the same place
 CFG_SCALES = (0.0, 1.0, 2.0, 4.0, 8.0)
+# adaptive parallel decoding: (rule, value, at most this many steps a block or None[, temperature])
+ADAPTIVE = (("threshold", 0.9, None), ("entropy", 0.5, None), ("entropy", 1.0, None), ("entropy", 2.0, None),
+            ("entropy", 1.0, 2), ("entropy", 2.0, 2), ("entropy", 1.0, 2, 0.8), ("entropy", 1.0, 2, 0.6))
+NUCLEUS = ((1, 0.95), (1, 0.9), (2, 0.95), (2, 0.93))                 # BD3 (steps a block, top_p)
 
 
 def bench_frontier(n: int = 500) -> dict:
@@ -51,8 +55,9 @@ def bench_frontier(n: int = 500) -> dict:
 
     from ..frontier import FAST_DECODER, fast_decoder_name
 
-    ckpt = {name: load(name) for name in ("stories-ar", "stories-mdlm", "stories-bd3", "stories-bd3-distilled",
-                                          FAST_DECODER["checkpoint"])}
+    names = dict.fromkeys(("stories-ar", "stories-mdlm", "stories-bd3", "stories-bd3-distilled",
+                           FAST_DECODER["checkpoint"]))                 # each loaded once
+    ckpt = {name: load(name) for name in names}
     out = {"entropy": grammar.entropy(), "length": L, "n_samples": n, "device": str(dev),
            "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or "cpu",
            "checkpoints": {k: {"recipe": m["recipe"], "train_s": m["train_s"], "steps": m["steps"]}
@@ -125,10 +130,3 @@ def bench_frontier(n: int = 500) -> dict:
     out["guidance"]["non_decreasing_within_95ci"] = non_decreasing_within_ci([r["success"] for r in rows],
                                                                              [r["stderr"] for r in rows])
     return out
-
-
-# adaptive parallel decoding in the frontier bench: (rule, value, at most this many steps a block or None)
-ADAPTIVE = (("threshold", 0.9, None), ("entropy", 0.5, None), ("entropy", 1.0, None), ("entropy", 2.0, None),
-            ("entropy", 1.0, 2), ("entropy", 2.0, 2), ("entropy", 1.0, 2, 0.8),
-            ("entropy", 1.0, 2, 0.6))                                   # (rule, value, cap[, temperature])
-NUCLEUS = ((1, 0.95), (1, 0.9), (2, 0.95), (2, 0.93))                 # BD3 (steps a block, top_p)

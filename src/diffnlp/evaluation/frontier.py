@@ -65,8 +65,11 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
             out[f"MDLM ancestral K={K}"] = (*mdlm, {"num_steps": K, "reuse_unchanged": True}, "MDLM ancestral")
         for K in mdlm_steps:
             out[f"MDLM confidence K={K}"] = (*mdlm, {"num_steps": K, "strategy": "confidence"}, "MDLM confidence")
+    def n_blocks(pair) -> int:
+        return pair[0].config.max_len // pair[0].config.block_length
+
     if bd3 is not None:
-        blocks = bd3[0].config.max_len // bd3[0].config.block_length
+        blocks = n_blocks(bd3)
         for strategy in bd3_strategies:
             for k in bd3_steps:
                 name = f"BD3 {'' if strategy == 'ancestral' else strategy + ' '}{k}/block (K={k * blocks})"
@@ -84,14 +87,12 @@ def decoders(ar=None, mdlm=None, bd3=None, end_id: int = 0, mdlm_steps=(4, 8, 16
             out[name] = (*bd3, {"strategy": rule, option: value, "kv_cache": True, "end_id": end_id, **capped,
                                 **({} if T == 1.0 else {"temperature": T})}, "block diffusion adaptive")
     if distilled is not None:
-        blocks = distilled[0].config.max_len // distilled[0].config.block_length
         for k in distilled_steps:
-            out[f"BD3 distilled {k}/block (K={k * blocks})"] = (
+            out[f"BD3 distilled {k}/block (K={k * n_blocks(distilled)})"] = (
                 *distilled, {"num_steps": k, "kv_cache": True, "end_id": end_id}, "block diffusion distilled")
     if bd3 is not None:
-        blocks = bd3[0].config.max_len // bd3[0].config.block_length
         for k, p in nucleus:
-            out[f"BD3 {k}/block top-p {p:g} (K={k * blocks})"] = (
+            out[f"BD3 {k}/block top-p {p:g} (K={k * n_blocks(bd3)})"] = (
                 *bd3, {"num_steps": k, "top_p": p, "kv_cache": True, "end_id": end_id}, "block diffusion nucleus")
     if fast is not None:
         from ..frontier import fast_decoder_name

@@ -198,9 +198,8 @@ class Transformer(nn.Module):
         elif not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != c.input_dim:
             raise ValueError(f"x must be vectors of shape (batch, length, {c.input_dim}), got "
                              f"{tuple(getattr(x, 'shape', ()))}")
-        if c.input_dim == 0 and x.numel() and (x.min() < 0 or x.max() >= c.vocab_size):
-            raise ValueError(f"x has token ids from {x.min().item()} to {x.max().item()}; allowed: "
-                             f"0 <= id < vocab_size={c.vocab_size}")
+        if c.input_dim == 0:
+            self._check_ids("x", x)
         if cache is not None and not (c.causal or c.block_length):
             raise ValueError("a KVCache needs a causal or block-causal Transformer: in a bidirectional one the "
                              "past would have to see the new tokens too")
@@ -239,9 +238,8 @@ class Transformer(nn.Module):
             raise ValueError(f"length {L} must be a multiple of block_length={c.block_length} and at most "
                              f"max_len={c.max_len}")
         both = torch.cat([x, clean], 1)
-        for name, ids in (("x", x), ("clean", clean)):
-            if ids.numel() and (ids.min() < 0 or ids.max() >= c.vocab_size):
-                raise ValueError(f"{name} has token ids outside 0 <= id < vocab_size={c.vocab_size}")
+        self._check_ids("x", x)
+        self._check_ids("clean", clean)
         h = self.embed(both) + self.pos[:L].repeat(2, 1)                # both halves at positions 0..L-1
         if self.time is not None:
             raise ValueError("the x_t ⊕ x_0 training pass needs a model without time conditioning")
@@ -251,6 +249,12 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, False, None, i, c.block_length, attn_mask=mask)
         return self.head(self.ln_f(h[:, :L]))
+
+    def _check_ids(self, name: str, ids: torch.Tensor) -> None:
+        v = self.config.vocab_size
+        if ids.numel() and (ids.min() < 0 or ids.max() >= v):
+            raise ValueError(f"{name} has token ids from {ids.min().item()} to {ids.max().item()}; allowed: "
+                             f"0 <= id < vocab_size={v}")
 
     def _labels(self, label, batch: int, device) -> torch.Tensor:
         n = self.config.num_classes

@@ -11,10 +11,11 @@ block and the ones before) gives every factor. Training masks every block, each 
 denoises all of them in one forward pass over x_t ⊕ x_0 (BD3-LM's two streams, ``two_stream_mask``):
 
     NELBO(x) = sum_b E_t E_{z_t} [ w(t) sum_{i in block b, masked} -log p_theta(x^i | z_t^b, x_<b) ].
- Sampling goes block by block: the
-finished blocks sit in a KV cache (their keys and values never change, since they only see each
-other), the current block is denoised with ``num_steps`` ancestral steps attending to the cache, and
-generation stops once every sequence has ended (its block holds the end token, [PAD] for the stories).
+
+Sampling goes block by block: the finished blocks sit in a KV cache (their keys and values never change,
+since they only see each other; a finished block is stored by the next block's first step), the current
+block is denoised with ``num_steps`` steps attending to the cache, and generation stops once every sequence
+has ended (its block holds the end token, [PAD] for the stories).
 """
 
 from __future__ import annotations

@@ -32,6 +32,11 @@ from ..processes.masked import MaskedDiffusion
 from ..sampling.kernels import categorical, reveal_step, uniform
 
 
+def _masking(process) -> MaskedDiffusion:
+    """The masked-diffusion process underneath: MDLM itself, or the one inside each block of BD3."""
+    return process.masking if isinstance(process, BlockDiffusion) else process
+
+
 def step_probabilities(masking: MaskedDiffusion, t: torch.Tensor, s: torch.Tensor):
     """(r1, r2, r): the teacher's reveal probabilities from t to the midpoint m = (t + s) / 2 and from m to s,
     and the student's from t to s; r = r1 + (1 - r1) r2 (a masked token stays masked through both steps)."""
@@ -52,11 +57,10 @@ def predict(model, process, z: torch.Tensor, x0: torch.Tensor | None = None) -> 
     """The SUBS log-probabilities (B, L, V) of a masked-diffusion model at z (any time: it is not
     time-conditioned), or of a block-diffusion model at z with every block's clean past taken from ``x0``
     (its two-stream training pass)."""
+    masking = _masking(process)
     if isinstance(process, BlockDiffusion):
-        masking = process.masking
         logits = model(z, clean=x0)
     else:
-        masking = process
         logits = model(z, torch.ones(z.shape[0], device=z.device))
     return masking.subs_log_probs(masking.never_mask(at_least_float32(logits)), z)
 
@@ -66,7 +70,7 @@ def two_step_target(teacher, process, z_t: torch.Tensor, t: torch.Tensor, s: tor
                     x0: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """The teacher's two steps from t to s (times per position, (B, L)), as a target for the student's one
     step: (B, L, V), unbiased for q_i at every position masked in ``z_t`` (module docstring)."""
-    masking = process.masking if isinstance(process, BlockDiffusion) else process
+    masking = _masking(process)
     r1, r2, _ = step_probabilities(masking, t, s)
     logp1 = predict(teacher, process, z_t, x0)
     x = categorical(logp1, generator)
@@ -90,7 +94,7 @@ def distillation_loss(student, teacher, process, x0: torch.Tensor, num_steps: in
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Cross-entropy of the student's one step to the teacher's two (``two_step_target``), per sequence (B,):
     the mean over the positions masked in z_t, with t on the student's grid of ``num_steps`` steps."""
-    masking = process.masking if isinstance(process, BlockDiffusion) else process
+    masking = _masking(process)
     x0 = masking.check_x0(x0)
     B, L = x0.shape
     t, s = student_times(process, B, L, num_steps, generator)

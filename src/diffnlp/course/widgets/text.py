@@ -219,8 +219,8 @@ def token_strip(rows: Sequence[Sequence[tuple]], labels: Sequence[str], colors: 
 STRATEGY_CHOICES = {"ancestral (MDLM)": ("ancestral", None, 0.0), "confidence (LLaDA)": ("confidence", None, 0.0),
                     "random order": ("random", None, 0.0), "confidence, blocks of 8": ("confidence", 8, 0.0),
                     "ancestral + remasking (ReMDM, eta = 0.1)": ("ancestral", None, 0.1),
-                    "adaptive: threshold 0.9 (Fast-dLLM)": ("threshold", None, 0.0),   # the sampler's defaults:
-                    "adaptive: entropy budget 1 nat (EB-sampler)": ("entropy", None, 0.0)}  # tau 0.9, gamma 1
+                    "adaptive: threshold 0.9 (Fast-dLLM)": ("threshold", None, 0.0),      # the sampler's tau
+                    "adaptive: entropy budget 1 nat (EB-sampler)": ("entropy", None, 0.0)}  # and gamma defaults
 REMASKED_BG = "#ffffff"          # taken back: white, struck through, dashed coral outline (``MARKS["back"]``)
 
 
@@ -288,8 +288,8 @@ class UnmaskingPlayer:
         m = self.process.mask_id                                  # the tokens taken back in each step, once
         self._taken_back = [[]] + [((cur == m) & (prev != m)).nonzero()[:, 0].tolist()
                                    for prev, cur in zip(self.states, self.states[1:])]
-        self.decided_per_step = [0] + [int(((cur != m) & (prev == m)).sum()) for prev, cur in  # adaptive: many or
-                                       zip(self.states, self.states[1:])]                       # few per step
+        self.decided_per_step = [0] + [int(((cur != m) & (prev == m)).sum())     # many or few per step when
+                                       for prev, cur in zip(self.states, self.states[1:])]  # adaptive
         self.colors = _order_colors(len(self.states))          # once per trajectory, not per frame
         self.slider.max = self.play.max = len(self.states) - 1
         self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
