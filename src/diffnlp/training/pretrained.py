@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._checks import check_choice
+from ..data.tokenizers import BPETokenizer
 from ..models.embedding import NoisyClassifier
 from .checkpoints import load_checkpoint
 from .recipes import GUIDANCE_RECIPES, TEXT_RECIPES, build_text_model
 
 PRETRAINED_DIR = Path(__file__).parent.parent / "pretrained"
 SHIPPED = ("stories-mdlm", "stories-ar", "stories-diffusion-lm", "stories-bd3", "stories-sedd", "stories-dfm",
-           "stories-uniform", "stories-mdlm-place", "stories-bd3-distilled")
+           "stories-uniform", "stories-mdlm-place", "stories-bd3-distilled", "shakespeare-mdlm", "shakespeare-ar")
 
 
 def check_vocab(meta: dict, tokenizer, where: str = "the checkpoint") -> None:
@@ -35,9 +36,14 @@ def load_pretrained(name: str, path: str | Path | None = None):
 
     check_choice("name", name, SHIPPED)
     model, meta = load_checkpoint(path or PRETRAINED_DIR / name)
-    tok = StoryGrammar().tokenizer()
     where = f"checkpoint {str(path or PRETRAINED_DIR / name)!r}"
-    check_vocab(meta, tok, where)
+    if TEXT_RECIPES.get(name) and TEXT_RECIPES[name].corpus is not None:   # real text: its BPE tokenizer rides along
+        if not isinstance(meta.get("tokenizer"), str):
+            raise ValueError(f"{where} records no tokenizer, so its token ids cannot be read")
+        tok = BPETokenizer.from_json(meta["tokenizer"])
+    else:
+        tok = StoryGrammar().tokenizer()
+        check_vocab(meta, tok, where)
     from .distillation import DISTILL_RECIPES
 
     recipe = TEXT_RECIPES[DISTILL_RECIPES[name].teacher if name in DISTILL_RECIPES else name]   # a student: its

@@ -321,12 +321,12 @@ class UnmaskingPlayer:
         out = []
         for pos, tok in enumerate(self.states[i].tolist()):
             if pos in back:
-                out.append((self.tokenizer.vocab[int(self.states[i - 1][pos])], REMASKED_BG, "back"))
+                out.append((self.tokenizer.labels[int(self.states[i - 1][pos])], REMASKED_BG, "back"))
             elif tok == self.process.mask_id:
                 out.append(("[MASK]", MASK_BG, ""))
             else:
                 step = int(self.set_at[i, pos])
-                out.append((self.tokenizer.vocab[tok], colors[step], "new" if step == i and i > 0 else ""))
+                out.append((self.tokenizer.labels[tok], colors[step], "new" if step == i and i > 0 else ""))
         return out
 
     def _update(self, started: float | None = None):
