@@ -7,13 +7,25 @@ import math
 from diffnlp.course.exercises import (
     check_bits_per_byte,
     check_lowest_gen_ppl,
+    check_uniform_bits,
     reference_bits_per_byte,
     reference_lowest_gen_ppl,
+    reference_uniform_bits,
 )
 
 REPORT = {"held-out text": {"gen_ppl": 40.0, "entropy": 8.1, "repeats": 0.01},
           "ar": {"gen_ppl": 35.0, "entropy": 8.0, "repeats": 0.02},
           "greedy confidence": {"gen_ppl": 4.0, "entropy": 5.0, "repeats": 0.5}}
+
+
+def test_uniform_bits_checker():
+    assert check_uniform_bits(reference_uniform_bits).correct
+    assert check_uniform_bits(None).status == "not attempted"
+    nats = check_uniform_bits(lambda V, c: math.log(V) / c)
+    assert nats.status == "incorrect" and "log2" in nats.message
+    times = check_uniform_bits(lambda V, c: math.log2(V) * c)
+    assert times.status == "incorrect" and "fewer bits" in times.message
+    assert check_uniform_bits(lambda V, c: [1]).status == "incorrect"
 
 
 def test_bits_per_byte_checker():

@@ -114,6 +114,20 @@ def test_bad_fit_options_are_clear_errors(kwargs, match):
         fit(small_mlp(), loss_fn, DATA, steps=2, device="cpu", progress=False, **kwargs)
 
 
+def test_what_accelerate_would_silently_change_is_refused(monkeypatch):
+    with pytest.raises(ValueError, match="fp16.*needs a GPU"):          # Accelerate would train in float32
+        fit(small_mlp(), loss_fn, DATA, steps=2, device="cpu", progress=False, mixed_precision="fp16")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "2")    # it would divide the loss again
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        fit(small_mlp(), loss_fn, DATA, steps=2, device="cpu", progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_missing_gpu_is_an_error_not_a_silent_cpu_run():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        fit(small_mlp(), loss_fn, DATA, steps=2, device="cuda", progress=False)
+
+
 def train_cli(tmp_path, name, launcher, *extra):
     """``python -m diffnlp train`` on the real-text live recipe for 4 steps of 8 rows, one thread a process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFNLP_THREADS": "1", "DIFFNLP_DEVICE": "cpu",

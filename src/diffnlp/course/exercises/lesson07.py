@@ -9,7 +9,38 @@ import torch
 from ._verdict import NOT_ATTEMPTED, Verdict, run_learner
 
 
-# ---------------------------------------------------------------- 1. compute: bits per character
+# ---------------------------------------------------------------- 1. derive: the uniform baseline
+def reference_uniform_bits(vocab_size: int, chars_per_token: float) -> float:
+    """A model that gives each of V tokens probability 1/V spends log2 V bits a token; a token stands for
+    ``chars_per_token`` characters on average, so it scores log2(V) / chars_per_token bits per character."""
+    return math.log2(vocab_size) / chars_per_token
+
+
+def check_uniform_bits(fn) -> Verdict:
+    """Exercise (derive): bits per character of the uniform model over ``vocab_size`` tokens, on a text whose
+    tokens stand for ``chars_per_token`` characters on average."""
+    for V, c in ((1024, 2.37), (2, 1.0), (50257, 4.1), (256, 1.0)):
+        got, err = run_learner(fn, V, c)
+        if err or got is None:
+            return err or NOT_ATTEMPTED
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            return Verdict("incorrect", f"return one number (a float), got {type(got).__name__}")
+        want = reference_uniform_bits(V, c)
+        if not abs(got - want) <= 1e-9 * max(1.0, want):
+            hint = ""
+            if abs(got - math.log(V) / c) < 1e-9:
+                hint = " That is nats (ln V): bits use log2."
+            elif abs(got - math.log2(V) * c) < 1e-9:
+                hint = " More characters a token means fewer tokens, and fewer bits, per character."
+            return Verdict("incorrect", f"for V = {V} and {c} characters a token you return {got:.4f}, the answer "
+                                        f"is {want:.4f}.{hint}")
+    return Verdict("correct", "log2(V) bits a token, divided by the characters a token stands for (for byte-level "
+                              "V = 256 and one character a token: 8 bits, one byte)")
+
+
+# ---------------------------------------------------------------- 2. implement: bits per character
 def reference_bits_per_byte(nats: torch.Tensor, n_bytes: torch.Tensor) -> float:
     """sum_rows (-log p(row)) / (ln 2 * sum_rows bytes(row)): the total information over the total text, in bits
     (``evaluation.real_text.bits_per_byte`` without the model)."""
@@ -17,7 +48,7 @@ def reference_bits_per_byte(nats: torch.Tensor, n_bytes: torch.Tensor) -> float:
 
 
 def check_bits_per_byte(fn) -> Verdict:
-    """Exercise (compute): bits per byte from each row's negative log-likelihood in nats, (N,), and the bytes
+    """Exercise (implement): bits per byte from each row's negative log-likelihood in nats, (N,), and the bytes
     each row stands for, (N,). Rows of unequal byte length tell a total-over-total from a mean of ratios."""
     g = torch.Generator().manual_seed(7)
     for n in (1, 5, 40):
@@ -41,7 +72,7 @@ def check_bits_per_byte(fn) -> Verdict:
     return Verdict("correct", "bits per byte = total bits / total bytes, for any number of rows of any length")
 
 
-# ---------------------------------------------------------------- 2. predict: who wins generative perplexity
+# ---------------------------------------------------------------- 3. predict: who wins generative perplexity
 GEN_PPL_CHOICES = ("held-out text", "ar", "mdlm 64 steps", "mdlm 4 steps", "greedy confidence")
 
 
