@@ -13,23 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffnlp import GaussianDiffusion
-from diffnlp.data.toy2d import sample_points
-from diffnlp.models.denoisers import MLPConfig, MLPDenoiser
+from diffnlp.models.denoisers import MLPDenoiser
 from diffnlp.runtime import seed_everything
 from diffnlp.training.fit import fit, shard_generator
-
-D = GaussianDiffusion(1000, "linear", "epsilon")
-DATA = sample_points("mixture", 1024, seed=0)
-
-
-def loss_fn(model, x0, generator):
-    return D.loss(model, x0, generator=generator).mean()
-
-
-def small_mlp(seed=0):
-    torch.manual_seed(seed)
-    return MLPDenoiser(MLPConfig(data_dim=2, hidden=32, depth=2, time_dim=16))
+from test_train import DATA, loss_fn, small_mlp  # the tiny 2-D problem of fit's other tests
 
 
 def reference_loop(model, steps, batch_size, lr, warmup, seed, grad_clip=None, ema_decay=None, shards=1):
