@@ -35,10 +35,12 @@ def make_accelerator(device: torch.device, mixed_precision: str | None = None):
 
     Accelerate keeps one process-wide state. In a single process (a notebook that trains on the CPU, then in
     bf16) it is reset so each ``fit`` gets the settings it asks for; under a launcher the settings are fixed."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
+    import os
 
-    single = not AcceleratorState._shared_state or PartialState().num_processes == 1
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1      # torchrun and accelerate launch set WORLD_SIZE
     if AcceleratorState._shared_state and single:
         AcceleratorState._reset_state(reset_partial_state=True)
     if single and device.type == "cuda":
