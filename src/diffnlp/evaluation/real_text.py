@@ -41,7 +41,10 @@ def bits_per_byte(model, process, rows: torch.Tensor, token_bytes: torch.Tensor,
                   batch_size: int = 128, seed: int = 0) -> tuple[float, float]:
     """(bits per byte, its Monte-Carlo standard error) of held-out ``rows`` (N, L): the process's ``nelbo``
     (MDLM's bound with ``n_samples`` draws a row; AR's exact NLL, error 0) summed over rows, divided by
-    ln 2 and by the bytes the rows stand for (``data.corpus.token_bytes``)."""
+    ln 2 and by the bytes the rows stand for (``data.corpus.token_bytes``):
+
+        bits per byte = sum_rows (-log p(row)) / (ln 2 * sum_rows bytes(row))
+    """
     rows = check_rows("rows", rows)
     check_tensor("token_bytes", token_bytes)
     n_samples = check_int("n_samples", n_samples, low=2)
