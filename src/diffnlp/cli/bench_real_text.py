@@ -23,18 +23,18 @@ def bench_real_text(n_samples: int = 32) -> dict:
     tok = models["shakespeare-mdlm"][2]
     tb = token_bytes(tok)
     length = models["shakespeare-mdlm"][0].config.max_len
-    train_rows = windows(encode_works(tok, "train").values(), length)
+    streams = {s: encode_works(tok, s) for s in ("train", "validation", "test")}     # each split encoded once
+    train_rows = windows(streams["train"].values(), length)
     out = {"paper_ratio_owt": PAPER_RATIO, "goal_ratio": GOAL_RATIO, "n_samples": n_samples, "length": length,
-           "corpus": {s: {"works": len(w), "characters": sum(map(len, w.values())),
-                          "tokens": sum(map(len, encode_works(tok, s).values()))}
-                      for s in ("train", "validation", "test") for w in [load_works(s)]},
+           "corpus": {s: {"works": len(ids), "characters": sum(map(len, load_works(s).values())),
+                          "tokens": sum(map(len, ids.values()))} for s, ids in streams.items()},
            "checkpoints": {k: {"recipe": m[3]["recipe"], "train_s": m[3]["train_s"], "steps": m[3]["steps"]}
                            for k, m in models.items()}, "splits": {}}
     for split in ("test", "validation"):
-        rows = windows(encode_works(tok, split).values(), length)
+        rows = windows(streams[split].values(), length)
         row = {"rows": len(rows), "bytes": int(tb[rows].sum()), "unigram": unigram_bits_per_byte(train_rows, rows, tb)}
         for name, (model, process, _, _) in models.items():
-            bpb, err = bits_per_byte(model.float(), process, rows, tb, n_samples=n_samples, seed=0)
+            bpb, err = bits_per_byte(model, process, rows, tb, n_samples=n_samples, seed=0)
             row[name] = {"bits_per_byte": bpb, "stderr": err}
         row["ratio"] = row["shakespeare-mdlm"]["bits_per_byte"] / row["shakespeare-ar"]["bits_per_byte"]
         out["splits"][split] = row

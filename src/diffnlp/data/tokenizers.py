@@ -252,6 +252,7 @@ class BPETokenizer(_Tokenizer):
                 raise ValueError(f"tokenizer maps {tok} to id {got}; diffnlp needs {PAD_TOKEN}=0 and {MASK_TOKEN}=1 "
                                  "(train it with train_bpe)")
         self._tok = tokenizer
+        self._labels: list[str] | None = None     # made on first use (``labels``)
 
     @property
     def tokenizer(self):
@@ -275,7 +276,7 @@ class BPETokenizer(_Tokenizer):
     def labels(self) -> list[str]:
         """Each token as the text it stands for, with a space shown as "·" and a line break as "↵" ("Ġthe" ->
         "·the"); a token that is part of a multi-byte character shows as "\ufffd"."""
-        if getattr(self, "_labels", None) is None:
+        if self._labels is None:
             specials = set(SPECIAL_TOKENS)
             self._labels = [tok if tok in specials else
                             self._tok.decode([i], skip_special_tokens=False).replace(" ", "·").replace("\n", "↵")

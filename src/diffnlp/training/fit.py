@@ -111,6 +111,9 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
     exactly as in a plain loop. The main process's clock decides the ``max_seconds`` stop and the schedule
     for all (broadcast each step), so no process waits for another that stopped; only it shows progress.
     """
+    from accelerate.utils import broadcast
+    from tqdm.auto import tqdm
+
     check_tensor("data", data, ndim_min=1)
     steps = check_int("steps", steps, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)
@@ -143,22 +146,6 @@ def fit(model: nn.Module, loss_fn: LossFn, data: torch.Tensor, steps: int = 1000
     if ema is not None:
         ema.load_state_dict(module.state_dict())    # DDP gave every process rank 0's weights: so does the EMA
     net = prepared if prepared is module else _Prepared(prepared, module)
-    try:
-        return _train(accelerator, prepared, module, net, opt, ema, loss_fn, data, generator, noise, lr, warmup,
-                      steps, batch_size, micro, first, accumulation, max_seconds, grad_clip, ema_decay,
-                      progress and accelerator.is_main_process, desc)
-    finally:                                         # also after an error: drop DDP and autocast wrappers
-        module = accelerator.unwrap_model(prepared, keep_fp32_wrapper=False)
-        module.eval()
-
-
-def _train(accelerator, prepared, module, net, opt, ema, loss_fn, data, generator, noise, lr, warmup, steps,
-           batch_size, micro, first, accumulation, max_seconds, grad_clip, ema_decay, progress, desc) -> list[float]:
-    """``fit``'s loop, on prepared objects; returns the loss history and leaves the EMA weights in ``module``."""
-    from accelerate.utils import broadcast
-    from tqdm.auto import tqdm
-
-    dev = accelerator.device
 
     def lr_at(step: int, progress: float) -> float:
         if step < warmup:
@@ -169,40 +156,44 @@ def _train(accelerator, prepared, module, net, opt, ema, loss_fn, data, generato
     history: list[float] = []
     start = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5)
-    for step in bar:
-        elapsed = 0.0
-        if max_seconds is not None:          # the main process's clock, agreed by all
-            clock = torch.tensor([(time.perf_counter() - start) / max_seconds], dtype=torch.float64, device=dev)
-            elapsed = float(broadcast(clock, from_process=0)[0])
-        if elapsed >= 1.0:
-            break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, elapsed)
-        idx = torch.randint(0, len(data), (batch_size,), generator=generator).to(dev)
-        step_loss = torch.zeros((), device=dev)
-        for a in range(accumulation):         # gradients add up locally; DDP syncs them on the last shard
-            rows = idx[(first + a) * micro:(first + a + 1) * micro]
-            sync = contextlib.nullcontext() if a == accumulation - 1 else accelerator.no_sync(prepared)
-            with sync, accelerator.autocast():
-                loss = loss_fn(net, data[rows], noise[a]) / accumulation
-                accelerator.backward(loss)
-            step_loss += loss.detach().float()
-        step_loss = accelerator.reduce(step_loss, reduction="mean")   # the global batch's mean loss, on all
-        if not torch.isfinite(step_loss):
-            raise FloatingPointError(f"the loss became {step_loss.item()} at step {step}; try a smaller lr")
-        if grad_clip is not None:
-            accelerator.clip_grad_norm_(prepared.parameters(), grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if ema is not None:
-            with torch.no_grad():
-                for pe, p in zip(ema.parameters(), module.parameters()):
-                    pe.lerp_(p, 1 - ema_decay)
-        history.append(step_loss.item())
-        if step % 50 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
-    bar.close()
+    bar = tqdm(range(steps), desc=desc, disable=not (progress and accelerator.is_main_process), mininterval=0.5)
+    try:
+        for step in bar:
+            elapsed = 0.0
+            if max_seconds is not None:          # the main process's clock, agreed by all
+                clock = torch.tensor([(time.perf_counter() - start) / max_seconds], dtype=torch.float64, device=dev)
+                elapsed = float(broadcast(clock, from_process=0)[0])
+            if elapsed >= 1.0:
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, elapsed)
+            idx = torch.randint(0, len(data), (batch_size,), generator=generator).to(dev)
+            step_loss = torch.zeros((), device=dev)
+            for a in range(accumulation):         # gradients add up locally; DDP syncs them on the last shard
+                rows = idx[(first + a) * micro:(first + a + 1) * micro]
+                sync = contextlib.nullcontext() if a == accumulation - 1 else accelerator.no_sync(prepared)
+                with sync, accelerator.autocast():
+                    loss = loss_fn(net, data[rows], noise[a]) / accumulation
+                    accelerator.backward(loss)
+                step_loss += loss.detach().float()
+            step_loss = accelerator.reduce(step_loss, reduction="mean")   # the global batch's mean loss, on all
+            if not torch.isfinite(step_loss):
+                raise FloatingPointError(f"the loss became {step_loss.item()} at step {step}; try a smaller lr")
+            if grad_clip is not None:
+                accelerator.clip_grad_norm_(prepared.parameters(), grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(ema.parameters(), module.parameters()):
+                        pe.lerp_(p, 1 - ema_decay)
+            history.append(step_loss.item())
+            if step % 50 == 0 or step == steps - 1:
+                bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
+    finally:                                         # also after an error: drop DDP and autocast wrappers
+        bar.close()
+        module = accelerator.unwrap_model(prepared, keep_fp32_wrapper=False)
+        module.eval()
     if ema is not None:
         module.load_state_dict(ema.state_dict())
     return history

@@ -144,15 +144,15 @@ TEXT_RECIPES["shakespeare-mdlm-live"] = TextRecipe("shakespeare-mdlm-live", "mdl
 TEXT_RECIPES["shakespeare-ar-live"] = TextRecipe("shakespeare-ar-live", "ar", **LIVE_REAL_TEXT)
 
 
-def corpus_data(recipe: TextRecipe, split: str = "train", tokenizer=None):
-    """(tokenizer, ids) of a real-text recipe: the corpus's BPE tokenizer (trained here unless given) and the
-    split as rows of ``recipe.length`` ids, overlapping every ``recipe.stride`` for "train", disjoint otherwise."""
+def corpus_data(recipe: TextRecipe):
+    """(tokenizer, ids) of a real-text recipe: the corpus's BPE tokenizer and the training works as rows of
+    ``recipe.length`` ids, overlapping every ``recipe.stride`` (held-out text is cut into disjoint rows:
+    ``windows(encode_works(tok, split).values(), length)``)."""
     from ..data.corpus import corpus_tokenizer, encode_works, windows
 
     check_choice("corpus", recipe.corpus, ("shakespeare",))
-    tok = tokenizer if tokenizer is not None else corpus_tokenizer(recipe.vocab_size)
-    stride = recipe.stride if split == "train" else None
-    return tok, windows(encode_works(tok, split).values(), recipe.length, stride)
+    tok = corpus_tokenizer(recipe.vocab_size)
+    return tok, windows(encode_works(tok, "train").values(), recipe.length, recipe.stride)
 
 
 def text_meta(recipe: TextRecipe) -> dict:
