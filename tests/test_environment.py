@@ -28,7 +28,7 @@ ENV_YML = ROOT / "environment.yml"
 PYPROJECT = ROOT / "pyproject.toml"
 MAKEFILE = ROOT / "Makefile"
 
-EXTRAS = ("dev", "parity", "browser", "hf")
+EXTRAS = ("dev", "parity", "browser", "hf", "site")
 TORCH_PIN = "2.13.0"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)$")
 

@@ -132,8 +132,8 @@ def test_player_marks_and_legend_are_distinct_from_the_order_palette():
         MARKS,
         REMASKED_BG,
         UnmaskingPlayer,
-        _order_colors,
         decision_strip,
+        order_colors,
         order_legend,
     )
 
@@ -141,7 +141,7 @@ def test_player_marks_and_legend_are_distinct_from_the_order_palette():
     torch.manual_seed(0)
     model = Transformer(vocab_size=tok.vocab_size, max_len=32).eval()
     p = UnmaskingPlayer(model, MaskedDiffusion(mask_id=tok.mask_id), tok, num_steps=8)
-    palette = _order_colors(9)
+    palette = order_colors(9)
     assert REMASKED_BG not in palette and len(set(palette)) == 9
     for i in range(1, 9):
         marked = p.marked_frame(i)

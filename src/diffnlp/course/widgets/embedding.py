@@ -21,8 +21,9 @@ import torch
 from ..._checks import check_int
 from ...processes.embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
 from ..plotting import CORAL, GREY, INK, canvas_png, style_axes
+from .chips import CLEAN_BG, chip
+from .flipbook import Flipbook, canvas_palette_png, frame_grid
 from .points import PNGWidget, agg_figure
-from .text import CLEAN_BG, chip
 
 BLUE = "#3b6ea8"
 
@@ -154,9 +155,8 @@ class EmbeddingNoisingExplorer(PNGWidget):
                 f"{html.escape(label)} ({right}/{len(ids)} right)</span><br>{''.join(chips)}</div>")
 
     # ----------------------------------------------------------------- drawing
-    def _update(self, started: float | None = None):
-        started = time.perf_counter() if started is None else started
-        s = self.state()
+    def _draw(self, s: dict) -> str:
+        """Set the artists for the state ``s`` (``state(t)``; no rendering); returns the two decodings as HTML."""
         if self._labelled is not self.ids:                       # the sentence changed: its words move
             clean = self.project(self.x0)
             self.clean.set_offsets(clean)
@@ -172,14 +172,12 @@ class EmbeddingNoisingExplorer(PNGWidget):
         self.pred.set_offsets(self.project(s["pred"]))
         self.title.set_text(f"t = {s['t']}   abar_t = {s['abar']:.3f}   noise std = {(1 - s['abar']) ** 0.5:.2f}")
         what = "clamped to the nearest words" if self.clamp.value else "as predicted"
-        self.decoded.value = (self._row("nearest word to x_t / sqrt(abar_t)", s["rounded"])
-                              + self._row(f"nearest word to the model's x̂0 ({what})", s["predicted"]))
-        self._redraw(started)
+        return (self._row("nearest word to x_t / sqrt(abar_t)", s["rounded"])
+                + self._row(f"nearest word to the model's x̂0 ({what})", s["predicted"]))
 
-    def _redraw(self, started: float | None = None):
+    def _blit(self):
         """Blit: the static picture (word vectors, axes, legend, labels) is drawn once and cached; each
-        callback restores it and draws only the noisy vectors, the predictions and the title."""
-        started = time.perf_counter() if started is None else started
+        call restores it and draws only the noisy vectors, the predictions and the title. Returns the canvas."""
         canvas = self.fig.canvas
         if self._background is None:
             canvas.draw()
@@ -188,8 +186,28 @@ class EmbeddingNoisingExplorer(PNGWidget):
         self.ax.draw_artist(self.noisy)
         self.ax.draw_artist(self.pred)
         self.fig.draw_artist(self.title)
-        self.image.value = canvas_png(canvas)
+        return canvas
+
+    def _update(self, started: float | None = None):
+        started = time.perf_counter() if started is None else started
+        self.decoded.value = self._draw(self.state())
+        self._redraw(started)
+
+    def _redraw(self, started: float | None = None):
+        started = time.perf_counter() if started is None else started
+        self.image.value = canvas_png(self._blit())
         self.latencies.append(time.perf_counter() - started)
+
+    def flipbook(self, num_frames: int = 24) -> Flipbook:
+        """The explorer as a ``Flipbook`` (no kernel needed): the picture and both decodings at ``num_frames``
+        timesteps, denser at small t, with the clamping toggle as it is now."""
+        frames = []
+        for t in frame_grid(self.T, num_frames):
+            rows = self._draw(self.state(t))
+            frames.append((canvas_palette_png(self._blit()), rows))
+        self._draw(self.state())                                 # the live picture's artists, as they were
+        clamped = "clamped to the nearest words" if self.clamp.value else "not clamped"
+        return Flipbook(frames, caption=f"t from 0 to {self.T - 1}, the model's x̂0 {clamped}.")
 
     def _on_change(self, change):
         self._update(time.perf_counter())

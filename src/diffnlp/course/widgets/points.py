@@ -5,7 +5,8 @@ artists' data, draws the figure on an Agg canvas and sends the PNG to an ``ipywi
   with one fixed eps, beside the abar_t and SNR curves with a marker at t.
 - ``TrajectoryPlayer``: a Play button and a slider over a stored reverse trajectory.
 
-Each has ``strip(...)``: a static matplotlib figure of a few frames, for readers on the web.
+Each has ``strip(...)``, a static matplotlib figure of a few frames, and ``flipbook(...)``, its frames
+precomputed behind a slider that moves without a kernel (``flipbook.Flipbook``), for readers on the web.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..plotting import (
     plot_points,
     style_axes,
 )
+from .flipbook import Flipbook, frame_grid, frame_png
 
 KINDS = ("points", "digits")
 
@@ -143,8 +145,8 @@ class NoisingExplorer(PNGWidget):
         self.snr_line.set_ydata(d.snr.clamp(1e-6, 1e6).numpy())
         self.abar_line.set_color(SCHEDULE_COLORS[d.beta_schedule])
 
-    def _update(self, started: float | None = None):
-        t = self.slider.value
+    def _draw(self, t: int) -> float:
+        """Set the artists for timestep t (no rendering); returns abar_t."""
         x = self.x_t(t)
         if self.kind == "points":
             self.artist.set_offsets(x.numpy())
@@ -154,6 +156,10 @@ class NoisingExplorer(PNGWidget):
         self.marker_line.set_xdata([t, t])
         self.marker_dot.set_data([t], [abar])
         self.ax_x.set_title(f"$x_t$ at t = {t}", fontsize=10)
+        return abar
+
+    def _update(self, started: float | None = None):
+        abar = self._draw(self.slider.value)
         self.readout.value = (f"<code>abar_t = {abar:.4f}</code> &nbsp; signal scale sqrt(abar_t) = {abar ** 0.5:.3f}"
                               f" &nbsp; noise scale sqrt(1-abar_t) = {(1 - abar) ** 0.5:.3f}")
         self._redraw(started)
@@ -165,6 +171,19 @@ class NoisingExplorer(PNGWidget):
         started = time.perf_counter()
         self._set_curves()
         self._update(started)
+
+    def flipbook(self, num_frames: int = 24) -> Flipbook:
+        """The explorer as a ``Flipbook`` (no kernel needed): x_t and the curves at ``num_frames`` timesteps
+        under the current schedule, denser at small t, where the picture changes fastest."""
+        timesteps = frame_grid(self.T, num_frames)
+        frames = []
+        for t in timesteps:
+            self._draw(t)
+            frames.append(frame_png(self.fig))
+        self._draw(self.slider.value)                       # the live picture's artists, as they were
+        shown = timesteps if len(timesteps) <= 5 else timesteps[:4] + ["...", timesteps[-1]]
+        return Flipbook(frames, caption=f"x_t under the {self.dropdown.value} schedule at t = "
+                                        f"{', '.join(map(str, shown))}.")
 
     def strip(self, timesteps: Sequence[int] = (0, 100, 250, 500, 999)):
         """A static row of x_t at a few timesteps, under the current schedule."""
@@ -217,8 +236,8 @@ class TrajectoryPlayer(PNGWidget):
         self.widget.add_class("diffnlp-trajectory-player")
         self._update()
 
-    def _update(self, started: float | None = None):
-        i = self.slider.value
+    def _draw(self, i: int):
+        """Set the artists for kept frame i (no rendering)."""
         x = self.frames[i]
         if self.kind == "points":
             self.artist.set_offsets(x.numpy())
@@ -226,10 +245,24 @@ class TrajectoryPlayer(PNGWidget):
             n = x.shape[0]
             self.artist.set_data(digit_mosaic(x, ncols=int(np.ceil(np.sqrt(n)))))
         self.ax.set_title(f"reverse process: step {i} of {len(self.frames) - 1} (t = {self.labels[i]})", fontsize=10)
+
+    def _update(self, started: float | None = None):
+        self._draw(self.slider.value)
         self._redraw(started)
 
     def _on_change(self, change):
         self._update(time.perf_counter())
+
+    def flipbook(self, num_frames: int = 30) -> Flipbook:
+        """The player as a ``Flipbook`` (no kernel needed): ``num_frames`` of the kept frames, evenly spaced."""
+        keep = frame_grid(len(self.frames), num_frames, power=1.0)
+        frames = []
+        for i in keep:
+            self._draw(i)
+            frames.append(frame_png(self.fig))
+        self._draw(self.slider.value)
+        return Flipbook(frames, caption=f"the reverse process from t = {self.labels[0]} to t = {self.labels[-1]}.",
+                        interval_ms=120)
 
     def strip(self, labels: Sequence[int] | None = None, n: int = 6):
         """A static row of frames: those whose label (t) is nearest to each of ``labels``, or

@@ -10,7 +10,8 @@ so a callback costs a few milliseconds).
   decided: a thick dark outline; taken back (remasking): white, struck through, dashed coral outline.
 - ``decision_strip``: finished stories, each token coloured by its decision step, chosen tokens outlined.
 
-Both have ``strip()``: a static matplotlib picture of a few frames for readers on the web.
+Both have ``strip()``, a static matplotlib picture of a few frames, and ``flipbook()``, their frames
+precomputed behind a slider that moves without a kernel, for readers on the web.
 """
 
 from __future__ import annotations
@@ -27,31 +28,10 @@ from ...base import decision_steps, set_steps
 from ...processes.masked import MaskedDiffusion
 from ...schedules import mask_alpha
 from ..plotting import CORAL, INK
+from .chips import CLEAN_BG, MARKS, MASK_BG, NEW_BG, chip, is_dark, order_colors, token_strip  # noqa: F401 (re-exported)
+from .flipbook import Flipbook
 
 PROCESSES = ("mask", "uniform")
-MASK_BG, CLEAN_BG, NEW_BG = "#d9d9d9", "#e6eef8", "#ffe08a"
-
-
-def chip(text: str, bg: str, fg: str = "#222", bold: bool = False, title: str = "", strike: bool = False,
-         border: str = "") -> str:
-    weight = "600" if bold else "400"
-    deco = ";text-decoration:line-through" if strike else ""
-    edge = f";outline:{border};outline-offset:-1px" if border else ""
-    return (f'<span title="{html.escape(title)}" style="display:inline-block;margin:2px 2px;padding:1px 5px;'
-            f'border-radius:4px;background:{bg};color:{fg};font-family:monospace;font-size:13px;'
-            f'font-weight:{weight}{deco}{edge}">{html.escape(text)}</span>')
-
-
-def _order_colors(n: int) -> list[str]:
-    """n colours of one sequential palette, from early (dark blue) to late (light blue): the decision order.
-    "Just decided" and "taken back" are marked by outlines (``MARKS``), never by a colour of this palette."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps["Blues"]
-    return [matplotlib.colors.to_hex(cmap(0.95 - 0.7 * i / max(1, n - 1))) for i in range(n)]
-
-
-MARKS = {"new": (INK, 2.0, "-"), "back": (CORAL, 1.6, "--"), "outline": (CORAL, 2.0, "-")}  # edge, width, style
 
 
 class TextNoisingExplorer:
@@ -128,15 +108,18 @@ class TextNoisingExplorer:
                 chips.append(chip(word, "#fbd3cb", CORAL, bold=True, title=f"was {self.tokenizer.vocab[orig]!r}"))
         return "<div style='line-height:2.0'>" + "".join(chips) + "</div>"
 
+    def describe(self, t: float | None = None, process: str | None = None) -> str:
+        """One line of HTML: t, alpha(t) and the share of tokens corrupted at time t."""
+        t = self.slider.value if t is None else t
+        alpha = float(mask_alpha(self.schedule, torch.tensor(t, dtype=torch.float64)))
+        frac = sum(a != b for a, b in zip(self.noised(t, process), self.ids)) / len(self.ids)
+        return (f"<span style='font-family:monospace'>t = {t:.2f} &nbsp; alpha(t) = {alpha:.3f} "
+                f"(chance a token is clean) &nbsp; corrupted: {frac:.0%} of {len(self.ids)} tokens</span>")
+
     def _update(self, started: float | None = None):
         started = time.perf_counter() if started is None else started
-        t = self.slider.value
-        alpha = float(mask_alpha(self.schedule, torch.tensor(t, dtype=torch.float64)))
         self.html.value = self.render()
-        noised = self.noised()
-        frac = sum(a != b for a, b in zip(noised, self.ids)) / len(self.ids)
-        self.status.value = (f"<span style='font-family:monospace'>t = {t:.2f} &nbsp; alpha(t) = {alpha:.3f} "
-                             f"(chance a token is clean) &nbsp; corrupted: {frac:.0%} of {len(self.ids)} tokens</span>")
+        self.status.value = self.describe()
         self.latencies.append(time.perf_counter() - started)
 
     def _on_change(self, change):
@@ -160,6 +143,15 @@ class TextNoisingExplorer:
 
         display(self.widget)
 
+    def flipbook(self, num_frames: int = 21) -> Flipbook:
+        """The explorer as a ``Flipbook`` (no kernel needed): at ``num_frames`` evenly spaced times, the
+        sentence under both processes (the same fixed u_i, so the same tokens are hit)."""
+        times = np.linspace(0.0, 1.0, check_int("num_frames", num_frames, low=2)).tolist()
+        names = {"mask": "absorbing [MASK]", "uniform": "uniform replacement"}
+        return Flipbook(["".join(f"<div style='font-size:12px;color:#555;margin-top:4px'>{names[p]}: "
+                                 f"{self.describe(t, p)}</div>{self.render(t, p)}" for p in PROCESSES) for t in times],
+                        caption="t from 0 to 1 under both processes.", interval_ms=300, description="t step")
+
     def strip(self, times: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), process: str | None = None):
         """A static figure: the sentence at a few times, one row each."""
         rows = []
@@ -169,50 +161,6 @@ class TextNoisingExplorer:
                                                                            else "replaced"))
                          for o, n in zip(self.ids, noised)])
         return token_strip(rows, [f"t = {t:.2f}" for t in times])
-
-
-def _is_dark(color: str) -> bool:
-    import matplotlib
-
-    r, g, b = matplotlib.colors.to_rgb(color)
-    return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
-
-
-def token_strip(rows: Sequence[Sequence[tuple]], labels: Sequence[str], colors: dict | None = None,
-                title: str | None = None, fontsize: float = 8.5):
-    """Rows of (token, kind) or (token, kind, mark) drawn as coloured chips in a monospace font, one row per
-    frame. ``kind`` is "clean", "mask", "replaced", "new" or any matplotlib colour; masks are drawn as "___".
-    ``mark`` (``MARKS``): "new" (a thick dark outline: just decided), "back" (a dashed coral outline and a
-    strike-through: taken back), "outline" (a coral outline: a token to look at), or "" for none."""
-    import matplotlib.pyplot as plt
-
-    colors = {"clean": CLEAN_BG, "mask": MASK_BG, "replaced": "#fbd3cb", "new": NEW_BG, **(colors or {})}
-    rows = [[("___" if item[0] == "[MASK]" else item[0], item[1], item[2] if len(item) > 2 else "")
-             for item in row] for row in rows]
-    label_w = max(len(lab) for lab in labels) + 2
-    width = label_w + max(sum(len(item[0]) + 1.1 for item in row) for row in rows)
-    char_in = 0.6 * fontsize / 72                     # the width of one monospace character, in inches
-    fig = plt.figure(figsize=(width * char_in + 0.2, 0.3 * len(rows) + (0.45 if title else 0.15)))
-    ax = fig.add_axes((0.1 / (width * char_in + 0.2), 0, 1 - 0.2 / (width * char_in + 0.2),
-                       1 - (0.4 if title else 0.1) / (0.3 * len(rows) + (0.45 if title else 0.15))))
-    ax.set_xlim(0, width)
-    ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.axis("off")
-    for r, (row, label) in enumerate(zip(rows, labels)):
-        ax.text(label_w - 1.5, r, label, ha="right", va="center", fontsize=fontsize, color="#444")
-        x = label_w
-        for tok, kind, mark in row:
-            bg = colors.get(kind, kind)
-            ec, lw, ls = MARKS.get(mark, ("none", 0.0, "-"))
-            ax.text(x, r, tok, va="center", ha="left", family="monospace", fontsize=fontsize,
-                    color="white" if _is_dark(bg) else "#222", fontweight="bold" if mark == "new" else "normal",
-                    bbox=dict(boxstyle="round,pad=0.18", fc=bg, ec=ec, lw=lw, ls=ls))
-            if mark == "back":                                    # struck through, as in the widget
-                ax.plot([x, x + len(tok)], [r, r], color=CORAL, lw=1.2, zorder=5)
-            x += len(tok) + 1.1
-    if title:
-        fig.suptitle(title, fontsize=fontsize + 1, x=0.01, ha="left", y=0.99)
-    return fig
 
 
 # name -> (strategy, block length, remasking eta)
@@ -226,7 +174,7 @@ REMASKED_BG = "#ffffff"          # taken back: white, struck through, dashed cor
 
 def order_legend(num_steps: int) -> list[tuple[str, str, str]]:
     """The key row of a decision-order strip: the palette from early to late, just decided, taken back, masked."""
-    colors = _order_colors(num_steps + 1)
+    colors = order_colors(num_steps + 1)
     mid = colors[len(colors) // 2]
     return [("early", colors[1], ""), ("...", mid, ""), ("late", colors[-1], ""), ("just decided", mid, "new"),
             ("taken back", REMASKED_BG, "back"), ("[MASK]", MASK_BG, "")]
@@ -290,7 +238,7 @@ class UnmaskingPlayer:
                                    for prev, cur in zip(self.states, self.states[1:])]
         self.decided_per_step = [0] + [int(((cur != m) & (prev == m)).sum())     # many or few per step when
                                        for prev, cur in zip(self.states, self.states[1:])]  # adaptive
-        self.colors = _order_colors(len(self.states))          # once per trajectory, not per frame
+        self.colors = order_colors(len(self.states))          # once per trajectory, not per frame
         self.slider.max = self.play.max = len(self.states) - 1
         self.slider.value = self.slider.max if self.slider.value > self.slider.max else self.slider.value
         self._update(started)
@@ -329,9 +277,8 @@ class UnmaskingPlayer:
                 out.append((self.tokenizer.labels[tok], colors[step], "new" if step == i and i > 0 else ""))
         return out
 
-    def _update(self, started: float | None = None):
-        started = time.perf_counter() if started is None else started
-        i = self.slider.value
+    def frame_html(self, i: int) -> str:
+        """Frame i as HTML: a status line and the chips of ``marked_frame(i)``."""
         chips = []
         for pos, (word, bg, mark) in enumerate(self.marked_frame(i)):
             step = int(self.set_at[i, pos])
@@ -339,15 +286,23 @@ class UnmaskingPlayer:
                      f"position {pos}, decided at step {step}" if step >= 0 else f"position {pos}: masked")
             ec, lw, ls = MARKS.get(mark, ("", 0, ""))
             border = f"{lw:.0f}px {'dashed' if ls == '--' else 'solid'} {ec}" if mark else ""
-            chips.append(chip(word, bg, "#fff" if _is_dark(bg) else "#222", bold=mark == "new", title=title,
+            chips.append(chip(word, bg, "#fff" if is_dark(bg) else "#222", bold=mark == "new", title=title,
                               strike=mark == "back", border=border))
         done, back = int((self.states[i] != self.process.mask_id).sum()), len(self.remasked(i))
         note = f", {back} taken back (struck through, dashed outline)" if back else ""
-        self.html.value = (f"<div style='font-family:monospace;font-size:12px;color:#444'>step {i} of "
-                           f"{len(self.states) - 1}: {self.decided_per_step[i]} decided in this step, {done} of "
-                           f"{self.length} in all{note}</div>"
-                           f"<div style='line-height:2.0'>{''.join(chips)}</div>")
+        return (f"<div style='font-family:monospace;font-size:12px;color:#444'>step {i} of "
+                f"{len(self.states) - 1}: {self.decided_per_step[i]} decided in this step, {done} of "
+                f"{self.length} in all{note}</div><div style='line-height:2.0'>{''.join(chips)}</div>")
+
+    def _update(self, started: float | None = None):
+        started = time.perf_counter() if started is None else started
+        self.html.value = self.frame_html(self.slider.value)
         self.latencies.append(time.perf_counter() - started)
+
+    def flipbook(self) -> Flipbook:
+        """The player as a ``Flipbook`` (no kernel needed): every step of the story drawn now."""
+        return Flipbook([self.frame_html(i) for i in range(len(self.states))], interval_ms=250, description="step",
+                        caption=f"one story written by {self.strategy.value} in {len(self.states) - 1} steps.")
 
     def story(self) -> str:
         """The finished story, decoded (trailing [PAD] removed)."""
@@ -376,7 +331,7 @@ def decision_strip(tokenizer, ids: torch.Tensor, when: torch.Tensor, num_steps: 
     ``diffnlp.base.decision_steps``; the player's palette: dark blue = early, light blue = late). The positions
     in ``outlined[n]`` (e.g. coupled tokens decided in the same step) get a coral outline and their step
     written after them, "word:step". Trailing [PAD] is dropped; a key row closes the figure."""
-    colors = _order_colors(num_steps + 1)
+    colors = order_colors(num_steps + 1)
     rows = []
     for n, (row, steps) in enumerate(zip(ids.tolist(), when.tolist())):
         ring, end = set(outlined[n]) if n < len(outlined) else set(), len(row)
