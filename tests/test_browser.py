@@ -3,7 +3,8 @@
 Starts JupyterLab on a free loopback port with a random token, opens notebook 01, runs all its cells
 from the Run menu, then moves the slider of the NoisingExplorer widget (the element with CSS class
 ``diffnlp-noising-explorer``: an ipywidgets IntSlider, rendered by noUiSlider, and an ipywidgets Image)
-and checks that the image is redrawn. A screenshot lands in test-artifacts/browser_explorer.png.
+and checks that the image is redrawn, then moves the flipbook under it (slider keys and Play) and checks that
+the frame shown changes. Screenshots land in test-artifacts/browser_explorer.png and browser_flipbook.png.
 
 Skipped when Chromium or Playwright is missing, unless DIFFNLP_REQUIRE_BROWSER=1 (set by .ci/run in CI),
 which makes a missing browser a failure. DIFFNLP_BROWSER_NOTEBOOK names another notebook to drive
@@ -187,6 +188,50 @@ def _tracebacks(page) -> list[str]:
     )
 
 
+# ---- flipbooks (also used by test_site.py): frame k of a flipbook carries the class diffnlp-frame-k
+def _frame_shown(flipbook) -> int:
+    """The index k of the frame a flipbook shows (its frame widget carries the class diffnlp-frame-k)."""
+    k = flipbook.evaluate("""fb => { const f = fb.querySelector('[class*="diffnlp-frame-"]');
+        if (!f) return -1; const m = f.className.match(/diffnlp-frame-(\\d+)/); return m ? Number(m[1]) : -1; }""")
+    return int(k)
+
+
+def _frame_ready(flipbook, k: int) -> bool:
+    """Frame k is shown and, if it has pictures, they have loaded."""
+    return flipbook.evaluate("""(fb, k) => { const f = fb.querySelector('.diffnlp-frame-' + k); if (!f) return false;
+        return Array.from(f.querySelectorAll('img')).every(i => i.complete && i.naturalWidth > 0); }""", k)
+
+
+def _press(page, handle, keys):
+    handle.focus()
+    for key in keys:
+        page.keyboard.press(key)
+        time.sleep(0.05)
+
+
+def check_flipbook(page, flipbook, later: int | None = None) -> dict:
+    """Slider (keyboard: End, then Home) and Play must change the frame shown; ``later``: leave the flipbook at
+    that frame (for the screenshot)."""
+    flipbook.scroll_into_view_if_needed()
+    handle = flipbook.locator(".noUi-handle").first
+    last = int(float(handle.get_attribute("aria-valuemax")))
+    _wait_until(lambda: _frame_shown(flipbook) == 0, 10, "the flipbook's first frame", 0.1)
+    _press(page, handle, ["End"])
+    _wait_until(lambda: _frame_ready(flipbook, last), 10, f"the slider's End key to show frame {last}", 0.1)
+    _press(page, handle, ["Home"])
+    _wait_until(lambda: _frame_ready(flipbook, 0), 10, "the slider's Home key to show frame 0", 0.1)
+    buttons = flipbook.locator(".widget-play button")
+    buttons.first.click()                                   # play
+    _wait_until(lambda: _frame_shown(flipbook) >= min(2, last), 15, "Play to move the flipbook on", 0.1)
+    buttons.nth(1).click()                                  # stop: back to the start
+    _wait_until(lambda: _frame_shown(flipbook) == 0, 10, "Stop to show frame 0", 0.1)
+    if later is not None:
+        _press(page, handle, ["ArrowRight"] * later)
+        _wait_until(lambda: _frame_ready(flipbook, later), 10, f"frame {later}", 0.1)
+    return {"frames": last + 1}
+
+
+
 def test_noising_explorer_slider_redraws_image_in_chromium(tmp_path):
     if not Path(CHROMIUM).exists():
         _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
@@ -324,3 +369,11 @@ def _drive(page, lab: Lab, timings: dict, t0: float) -> None:
     explorer.evaluate("el => el.scrollIntoView({block: 'start'})")  # the slider at the top of the view
     page.screenshot(path=str(ARTIFACTS / "browser_explorer.png"), full_page=True)
     print(f"slider moved {handle.get_attribute('aria-valuenow')}; screenshot: {ARTIFACTS / 'browser_explorer.png'}")
+
+    # The explorer's flipbook, in JupyterLab with a kernel: its links run in the browser too.
+    flipbook = page.locator(".diffnlp-flipbook").first
+    flipbook.wait_for(state="visible", timeout=30_000)
+    t_flip = time.monotonic()
+    check_flipbook(page, flipbook, later=5)
+    timings["flipbook"] = time.monotonic() - t_flip
+    flipbook.screenshot(path=str(ARTIFACTS / "browser_flipbook.png"))

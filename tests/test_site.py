@@ -18,12 +18,11 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port, _unavailable, _wait_until
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port, _unavailable, _wait_until, check_flipbook
 
 pytestmark = [pytest.mark.site, pytest.mark.slow]
 
@@ -119,48 +118,6 @@ class Page:
         self.context.close()
 
 
-def _frame_shown(flipbook) -> int:
-    """The index k of the frame a flipbook shows (its frame widget carries the class diffnlp-frame-k)."""
-    k = flipbook.evaluate("""fb => { const f = fb.querySelector('[class*="diffnlp-frame-"]');
-        if (!f) return -1; const m = f.className.match(/diffnlp-frame-(\\d+)/); return m ? Number(m[1]) : -1; }""")
-    return int(k)
-
-
-def _frame_ready(flipbook, k: int) -> bool:
-    """Frame k is shown and, if it has pictures, they have loaded."""
-    return flipbook.evaluate("""(fb, k) => { const f = fb.querySelector('.diffnlp-frame-' + k); if (!f) return false;
-        return Array.from(f.querySelectorAll('img')).every(i => i.complete && i.naturalWidth > 0); }""", k)
-
-
-def _press(page, handle, keys):
-    handle.focus()
-    for key in keys:
-        page.keyboard.press(key)
-        time.sleep(0.05)
-
-
-def _check_flipbook(page, flipbook, later: int | None = None) -> dict:
-    """Slider (keyboard: End, then Home) and Play must change the frame shown; ``later``: leave the flipbook at
-    that frame (for the screenshot)."""
-    flipbook.scroll_into_view_if_needed()
-    handle = flipbook.locator(".noUi-handle").first
-    last = int(float(handle.get_attribute("aria-valuemax")))
-    _wait_until(lambda: _frame_shown(flipbook) == 0, 10, "the flipbook's first frame", 0.1)
-    _press(page, handle, ["End"])
-    _wait_until(lambda: _frame_ready(flipbook, last), 10, f"the slider's End key to show frame {last}", 0.1)
-    _press(page, handle, ["Home"])
-    _wait_until(lambda: _frame_ready(flipbook, 0), 10, "the slider's Home key to show frame 0", 0.1)
-    buttons = flipbook.locator(".widget-play button")
-    buttons.first.click()                                   # play
-    _wait_until(lambda: _frame_shown(flipbook) >= min(2, last), 15, "Play to move the flipbook on", 0.1)
-    buttons.nth(1).click()                                  # stop: back to the start
-    _wait_until(lambda: _frame_shown(flipbook) == 0, 10, "Stop to show frame 0", 0.1)
-    if later is not None:
-        _press(page, handle, ["ArrowRight"] * later)
-        _wait_until(lambda: _frame_ready(flipbook, later), 10, f"frame {later}", 0.1)
-    return {"frames": last + 1}
-
-
 def _common_checks(page) -> None:
     text = page.locator("body").inner_text()
     for bad in ("Traceback (most recent call last)", "Error displaying widget", "nbval"):
@@ -222,12 +179,12 @@ def test_lesson_page_works_offline(server, browser, stem):
         kernel_notes = page.locator(".diffnlp-kernel-note").count()
         assert kernel_notes == expected, f"{kernel_notes} 'needs a running kernel' notes for {expected} flipbooks"
         for k in range(expected):
-            _check_flipbook(page, flipbooks.nth(k))
+            check_flipbook(page, flipbooks.nth(k))
         _common_checks(page)
         if expected:
             first = flipbooks.first
             frames = int(float(first.locator(".noUi-handle").first.get_attribute("aria-valuemax"))) + 1
-            _check_flipbook(page, first, later=frames // 2)
+            check_flipbook(page, first, later=frames // 2)
             first.evaluate("el => el.scrollIntoView({block: 'center'})")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"site_{stem}.png"))
