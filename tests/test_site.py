@@ -23,14 +23,13 @@ from pathlib import Path
 import pytest
 
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _free_port, _unavailable, _wait_until, check_flipbook
+from test_site_build import LIVE_CLASSES, shown_widgets
 
 pytestmark = [pytest.mark.site, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
 LESSONS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-LIVE_CLASSES = ("diffnlp-noising-explorer", "diffnlp-trajectory-player", "diffnlp-text-noising-explorer",
-                "diffnlp-unmasking-player", "diffnlp-embedding-noising-explorer")
 # Controls a learner can operate; on a static page each must belong to a flipbook.
 CONTROLS = (".widget-slider, .widget-play, .widget-dropdown, .widget-toggle-buttons, .widget-toggle-button,"
             " .widget-text, .widget-button, .widget-checkbox")
@@ -39,11 +38,7 @@ CONTROLS = (".widget-slider, .widget-play, .widget-dropdown, .widget-toggle-butt
 def _flipbooks_in(stem: str) -> int:
     """How many flipbooks the lesson's stored outputs display (from the notebook, not from the page)."""
     nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
-    state = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
-    models = state.get("state", {})
-    shown = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for c in nb["cells"]
-             for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    return sum("diffnlp-flipbook" in models.get(m, {}).get("state", {}).get("_dom_classes", []) for m in shown)
+    return sum("diffnlp-flipbook" in classes for _, _, classes in shown_widgets(nb))
 
 
 @pytest.fixture(scope="module")

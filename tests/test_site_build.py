@@ -132,8 +132,8 @@ def test_vendor_tarball_missing_or_altered_is_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------- what the notebooks hold
-def _shown_roots(nb: dict) -> list[tuple[int, str, set]]:
-    """(cell index, model id, its _dom_classes) of every widget a cell displays."""
+def shown_widgets(nb: dict) -> list[tuple[int, str, set]]:
+    """(cell index, model id, its _dom_classes) of every widget a cell displays (test_site.py uses it too)."""
     models = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
     return [(i, o["data"][VIEW]["model_id"], set(models.get(o["data"][VIEW]["model_id"], {})
                                                  .get("state", {}).get("_dom_classes", [])))
@@ -143,7 +143,7 @@ def _shown_roots(nb: dict) -> list[tuple[int, str, set]]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_live_explorer_is_tagged_kernel_only_and_followed_by_its_flipbook(path):
     nb = json.loads(path.read_text())
-    roots = _shown_roots(nb)
+    roots = shown_widgets(nb)
     models = nb.get("metadata", {}).get("widgets", {}).get(STATE, {}).get("state", {})
     for _, model_id, _ in roots:
         assert model_id in models, f"a displayed widget ({model_id}) has no saved state: re-execute {path.name}"
@@ -160,7 +160,7 @@ def test_every_live_explorer_is_tagged_kernel_only_and_followed_by_its_flipbook(
 
 def test_lessons_with_explorers_have_them():
     """The lessons that have widgets (01, 03, 04, 05, 07) keep them: the test above cannot pass vacuously."""
-    counts = {p.stem[:2]: sum(bool(c & LIVE_CLASSES) for _, _, c in _shown_roots(json.loads(p.read_text())))
+    counts = {p.stem[:2]: sum(bool(c & LIVE_CLASSES) for _, _, c in shown_widgets(json.loads(p.read_text())))
               for p in NOTEBOOKS}
     assert counts == {"01": 4, "02": 0, "03": 1, "04": 2, "05": 2, "06": 0, "07": 1}
 

@@ -270,8 +270,9 @@ def unpack_vendor(web_dir: Path, vendor_dir: Path, vendor: dict = VENDOR) -> Non
         tarball = web_dir / name
         if not tarball.is_file():
             raise FileNotFoundError(f"{tarball} is missing: run `make site`, which fetches it with `npm pack`")
-        if sha256(tarball) != digest:
-            raise ValueError(f"{tarball} has SHA-256 {sha256(tarball)}, expected {digest}")
+        got = sha256(tarball)
+        if got != digest:
+            raise ValueError(f"{tarball} has SHA-256 {got}, expected {digest}")
         matched = set()
         with tarfile.open(tarball, "r:gz") as tar:
             for member in tar.getmembers():

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._checks import check_int
+
 # A quiet palette: data in ink blue, model samples in coral, markers in dark grey.
 INK = "#2b4c7e"
 CORAL = "#e0654f"
@@ -99,19 +101,25 @@ def frames_strip(frames: Sequence, titles: Sequence[str], kind: str = "points", 
     return fig
 
 
-def figure_png(fig, dpi: int | None = None) -> bytes:
-    """Render a figure to PNG bytes quickly: draw on the Agg canvas, then a fast PNG encoding."""
+def figure_png(fig, dpi: int | None = None, colors: int | None = None) -> bytes:
+    """Render a figure to PNG bytes quickly: draw on the Agg canvas, then encode (``canvas_png``)."""
     fig.canvas.draw()
-    return canvas_png(fig.canvas)
+    return canvas_png(fig.canvas, colors)
 
 
-def canvas_png(canvas) -> bytes:
-    """The PNG bytes of what an Agg canvas holds now (no redraw; fast encoding, for widgets that blit)."""
+def canvas_png(canvas, colors: int | None = None) -> bytes:
+    """The PNG bytes of what an Agg canvas holds now (no redraw, for widgets that blit). ``colors=None``: full
+    colour, fast encoding (a widget's redraw); an int: quantised to a palette of that many colours and
+    compressed, a few times smaller (a flipbook stores every frame)."""
     from PIL import Image
 
-    rgba = np.asarray(canvas.buffer_rgba())
+    rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
     buf = io.BytesIO()
-    Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+    if colors is None:
+        rgb.save(buf, format="png", compress_level=1)
+    else:
+        colors = check_int("colors", colors, 2, 256)
+        rgb.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(buf, format="png", optimize=True)
     return buf.getvalue()
 
 

@@ -40,7 +40,7 @@ class Recipe:
 
 
 RECIPES = {
-    # lesson 01: a 2-D DDPM on the spiral, about 45 s on 2 CPU cores (the same recipe on other clouds
+    # lesson 01: a 2-D DDPM on the spiral, about 20 s on 2 CPU cores (the same recipe on other clouds
     # is measured by `python -m diffnlp bench points`)
     "spiral": Recipe("spiral", "spiral", {"hidden": 128, "depth": 3}, steps=4000, batch_size=512, lr=3e-3),
     "moons": Recipe("moons", "moons", {"hidden": 128, "depth": 3}, steps=4000, batch_size=512, lr=3e-3),

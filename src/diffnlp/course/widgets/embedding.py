@@ -22,7 +22,7 @@ from ..._checks import check_int
 from ...processes.embedding import EmbeddingDiffusion, clamp_to_words, round_to_words, word_vectors
 from ..plotting import CORAL, GREY, INK, canvas_png, style_axes
 from .chips import CLEAN_BG, chip
-from .flipbook import Flipbook, canvas_palette_png, frame_grid
+from .flipbook import FRAME_COLORS, Flipbook, frame_grid
 from .points import PNGWidget, agg_figure
 
 BLUE = "#3b6ea8"
@@ -204,7 +204,7 @@ class EmbeddingNoisingExplorer(PNGWidget):
         frames = []
         for t in frame_grid(self.T, num_frames):
             rows = self._draw(self.state(t))
-            frames.append((canvas_palette_png(self._blit()), rows))
+            frames.append((canvas_png(self._blit(), colors=FRAME_COLORS), rows))
         self._draw(self.state())                                 # the live picture's artists, as they were
         clamped = "clamped to the nearest words" if self.clamp.value else "not clamped"
         return Flipbook(frames, caption=f"t from 0 to {self.T - 1}, the model's x̂0 {clamped}.")

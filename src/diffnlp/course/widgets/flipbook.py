@@ -20,6 +20,7 @@ from ..._checks import check_float, check_int
 
 FLIPBOOK_CLASS = "diffnlp-flipbook"  # the browser test of the website finds every flipbook by this class
 FRAME_CLASS = "diffnlp-frame"        # frame k carries the class diffnlp-frame-k
+FRAME_COLORS = 128                   # a frame's PNG palette (plotting.canvas_png): every frame is stored
 
 
 def frame_grid(num_total: int, num_frames: int, power: float = 2.0) -> list[int]:
@@ -33,26 +34,6 @@ def frame_grid(num_total: int, num_frames: int, power: float = 2.0) -> list[int]
         return list(range(num_total))
     u = np.linspace(0.0, 1.0, num_frames)
     return np.unique(((num_total - 1) * u ** power).round().astype(int)).tolist()
-
-
-def frame_png(fig, colors: int = 128) -> bytes:
-    """A figure drawn to a small PNG: the Agg canvas quantised to a palette of ``colors`` colours (a
-    flipbook stores every frame, so each should be a few tens of kilobytes)."""
-    fig.canvas.draw()
-    return canvas_palette_png(fig.canvas, colors)
-
-
-def canvas_palette_png(canvas, colors: int = 128) -> bytes:
-    """What an Agg canvas holds now, as a palette PNG of at most ``colors`` colours (no redraw)."""
-    import io
-
-    from PIL import Image
-
-    colors = check_int("colors", colors, 2, 256)
-    rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
-    buf = io.BytesIO()
-    rgb.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(buf, format="png", optimize=True)
-    return buf.getvalue()
 
 
 class Flipbook:

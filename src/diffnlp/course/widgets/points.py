@@ -32,7 +32,7 @@ from ..plotting import (
     plot_points,
     style_axes,
 )
-from .flipbook import Flipbook, frame_grid, frame_png
+from .flipbook import FRAME_COLORS, Flipbook, frame_grid
 
 KINDS = ("points", "digits")
 
@@ -60,6 +60,16 @@ class PNGWidget:
         started = time.perf_counter() if started is None else started
         self.image.value = figure_png(self.fig)
         self.latencies.append(time.perf_counter() - started)
+
+    def _frame_pngs(self, keys) -> list[bytes]:
+        """The picture at each key of ``_draw`` (a timestep, a frame index) as a flipbook frame; afterwards the
+        artists are set back to the slider's value, so the live picture is as it was."""
+        frames = []
+        for key in keys:
+            self._draw(key)
+            frames.append(figure_png(self.fig, colors=FRAME_COLORS))
+        self._draw(self.slider.value)
+        return frames
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -176,11 +186,7 @@ class NoisingExplorer(PNGWidget):
         """The explorer as a ``Flipbook`` (no kernel needed): x_t and the curves at ``num_frames`` timesteps
         under the current schedule, denser at small t, where the picture changes fastest."""
         timesteps = frame_grid(self.T, num_frames)
-        frames = []
-        for t in timesteps:
-            self._draw(t)
-            frames.append(frame_png(self.fig))
-        self._draw(self.slider.value)                       # the live picture's artists, as they were
+        frames = self._frame_pngs(timesteps)
         shown = timesteps if len(timesteps) <= 5 else timesteps[:4] + ["...", timesteps[-1]]
         return Flipbook(frames, caption=f"x_t under the {self.dropdown.value} schedule at t = "
                                         f"{', '.join(map(str, shown))}.")
@@ -255,12 +261,7 @@ class TrajectoryPlayer(PNGWidget):
 
     def flipbook(self, num_frames: int = 30) -> Flipbook:
         """The player as a ``Flipbook`` (no kernel needed): ``num_frames`` of the kept frames, evenly spaced."""
-        keep = frame_grid(len(self.frames), num_frames, power=1.0)
-        frames = []
-        for i in keep:
-            self._draw(i)
-            frames.append(frame_png(self.fig))
-        self._draw(self.slider.value)
+        frames = self._frame_pngs(frame_grid(len(self.frames), num_frames, power=1.0))
         return Flipbook(frames, caption=f"the reverse process from t = {self.labels[0]} to t = {self.labels[-1]}.",
                         interval_ms=120)
 

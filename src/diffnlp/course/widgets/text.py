@@ -28,7 +28,7 @@ from ...base import decision_steps, set_steps
 from ...processes.masked import MaskedDiffusion
 from ...schedules import mask_alpha
 from ..plotting import CORAL, INK
-from .chips import CLEAN_BG, MARKS, MASK_BG, NEW_BG, chip, is_dark, order_colors, token_strip  # noqa: F401 (re-exported)
+from .chips import CLEAN_BG, MARKS, MASK_BG, chip, is_dark, order_colors, token_strip
 from .flipbook import Flipbook
 
 PROCESSES = ("mask", "uniform")
